@@ -1,0 +1,509 @@
+/* Session crypto: announce construction and verification, per-datagram AEAD seal/open. */
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "crypto.h"
+
+#define KDF_LABEL "diode-v1 keys"
+#define MAX_PEERS 8
+
+struct epoch_key {
+	crypto_aead_aes256gcm_state aes; /* first: needs 16-byte alignment */
+	bool valid;
+	uint16_t epoch;
+	uint8_t ephemeral_public[DD_KEY_LEN];
+	uint8_t announce_key[32];
+	uint8_t data_key[32];
+};
+
+struct dd_crypto_tx {
+	struct epoch_key current, next; /* first: sodium_malloc alignment */
+	uint8_t secret[DD_KEY_LEN];
+	uint8_t ephemeral_secret[DD_KEY_LEN], next_ephemeral_secret[DD_KEY_LEN];
+	struct dd_announce announce, next_announce;
+	uint32_t session;
+};
+
+struct peer {
+	uint8_t public_key[DD_KEY_LEN];
+	uint8_t static_dh[DD_KEY_LEN]; /* DH(R, S), computed once */
+};
+
+struct dd_crypto_rx {
+	struct epoch_key slots[2]; /* first: sodium_malloc alignment */
+	uint8_t secret[DD_KEY_LEN];
+	uint8_t public_key[DD_KEY_LEN];
+	struct peer peers[MAX_PEERS];
+	size_t npeers;
+	bool has_session;
+	uint32_t session, min_session;
+	uint64_t seq_floor;
+	uint16_t max_epoch;
+	uint8_t cipher;
+	uint16_t dgram_size;
+	uint8_t sender[DD_KEY_LEN];
+	struct dd_replay replay;
+	double tokens;
+	unsigned per_second;
+	uint64_t last_refill_ms;
+};
+
+int
+dd_crypto_init(void)
+{
+	return sodium_init() < 0 ? -EIO : 0;
+}
+
+bool
+dd_crypto_aes_available(void)
+{
+	return crypto_aead_aes256gcm_is_available() != 0;
+}
+
+const char *
+dd_crypto_cipher_name(uint8_t cipher)
+{
+	switch (cipher) {
+	case DD_CIPHER_AES256GCM:
+		return "aes256gcm";
+	case DD_CIPHER_CHACHA20POLY1305:
+		return "chacha20poly1305";
+	default:
+		return "unknown";
+	}
+}
+
+static void *
+secure_alloc(size_t size)
+{
+	/* sodium_malloc aligns the end of the region to a page; round the size so
+	 * the start keeps the 16-byte alignment AES-GCM state needs. */
+	size_t rounded = (size + 63) & ~(size_t)63;
+	void *p = sodium_malloc(rounded);
+
+	if (p != NULL)
+		memset(p, 0, rounded);
+	return p;
+}
+
+static void
+make_nonce(uint8_t nonce[12], uint64_t seq)
+{
+	memset(nonce, 0, 4);
+	dd_store_be64(nonce + 4, seq);
+}
+
+/* K = BLAKE2b-512(key = dh1 || dh2, msg = label || body || session || epoch). */
+static void
+derive(struct epoch_key *k, uint8_t cipher, const uint8_t *dh1, const uint8_t *dh2,
+       const uint8_t *body, uint32_t session, uint16_t epoch)
+{
+	uint8_t ikm[64], okm[64], tail[6];
+	crypto_generichash_state st;
+
+	memcpy(ikm, dh1, 32);
+	memcpy(ikm + 32, dh2, 32);
+	dd_store_be32(tail, session);
+	dd_store_be16(tail + 4, epoch);
+	crypto_generichash_init(&st, ikm, sizeof(ikm), sizeof(okm));
+	crypto_generichash_update(&st, (const uint8_t *)KDF_LABEL, strlen(KDF_LABEL));
+	crypto_generichash_update(&st, body, DD_ANNOUNCE_BODY_LEN);
+	crypto_generichash_update(&st, tail, sizeof(tail));
+	crypto_generichash_final(&st, okm, sizeof(okm));
+	memcpy(k->announce_key, okm, 32);
+	memcpy(k->data_key, okm + 32, 32);
+	if (cipher == DD_CIPHER_AES256GCM)
+		crypto_aead_aes256gcm_beforenm(&k->aes, k->data_key);
+	k->epoch = epoch;
+	k->valid = true;
+	sodium_memzero(ikm, sizeof(ikm));
+	sodium_memzero(okm, sizeof(okm));
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* ---------------------------------------------------------------- sender */
+
+static int
+tx_make_epoch(struct dd_crypto_tx *tx, struct epoch_key *k, uint8_t *eph_secret,
+	      struct dd_announce *a, uint16_t epoch)
+{
+	uint8_t dh1[32], dh2[32], body[DD_ANNOUNCE_BODY_LEN];
+	int rc = 0;
+
+	crypto_box_keypair(a->ephemeral, eph_secret);
+	if (crypto_scalarmult(dh1, eph_secret, a->receiver) != 0 ||
+	    crypto_scalarmult(dh2, tx->secret, a->receiver) != 0) {
+		rc = -EINVAL; /* the peer public key is a low-order point */
+		goto out;
+	}
+	memcpy(k->ephemeral_public, a->ephemeral, DD_KEY_LEN);
+	dd_wire_put_announce(body, a);
+	derive(k, a->cipher, dh1, dh2, body, tx->session, epoch);
+out:
+	sodium_memzero(dh1, sizeof(dh1));
+	sodium_memzero(dh2, sizeof(dh2));
+	return rc;
+}
+
+int
+dd_crypto_tx_new(struct dd_crypto_tx **out, const uint8_t *secret, const uint8_t *public_key,
+		 const uint8_t *peer_public, uint8_t cipher, uint32_t session,
+		 uint16_t dgram_size, uint64_t started)
+{
+	struct dd_crypto_tx *tx;
+	int rc;
+
+	*out = NULL;
+	if ((cipher != DD_CIPHER_AES256GCM && cipher != DD_CIPHER_CHACHA20POLY1305) ||
+	    (cipher == DD_CIPHER_AES256GCM && !dd_crypto_aes_available()) ||
+	    !dd_wire_dgram_size_ok(dgram_size))
+		return -EINVAL;
+	tx = secure_alloc(sizeof(*tx));
+	if (tx == NULL)
+		return -ENOMEM;
+	memcpy(tx->secret, secret, DD_KEY_LEN);
+	tx->session = session;
+	tx->announce.cipher = cipher;
+	tx->announce.dgram_size = dgram_size;
+	memcpy(tx->announce.sender, public_key, DD_KEY_LEN);
+	memcpy(tx->announce.receiver, peer_public, DD_KEY_LEN);
+	tx->announce.started = started;
+	rc = tx_make_epoch(tx, &tx->current, tx->ephemeral_secret, &tx->announce, 0);
+	if (rc != 0) {
+		sodium_free(tx);
+		return rc;
+	}
+	*out = tx;
+	return 0;
+}
+
+void
+dd_crypto_tx_free(struct dd_crypto_tx *tx)
+{
+	if (tx != NULL)
+		sodium_free(tx);
+}
+
+int
+dd_crypto_tx_prepare_next(struct dd_crypto_tx *tx)
+{
+	if (tx->next.valid)
+		return 0;
+	if (tx->current.epoch == UINT16_MAX)
+		return -ERANGE;
+	tx->next_announce = tx->announce;
+	return tx_make_epoch(tx, &tx->next, tx->next_ephemeral_secret, &tx->next_announce,
+			     (uint16_t)(tx->current.epoch + 1));
+}
+
+void
+dd_crypto_tx_switch(struct dd_crypto_tx *tx)
+{
+	if (!tx->next.valid)
+		return;
+	tx->current = tx->next;
+	tx->announce = tx->next_announce;
+	memcpy(tx->ephemeral_secret, tx->next_ephemeral_secret, DD_KEY_LEN);
+	sodium_memzero(&tx->next, sizeof(tx->next));
+	sodium_memzero(tx->next_ephemeral_secret, DD_KEY_LEN);
+}
+
+bool
+dd_crypto_tx_has_next(const struct dd_crypto_tx *tx)
+{
+	return tx->next.valid;
+}
+
+uint16_t
+dd_crypto_tx_epoch(const struct dd_crypto_tx *tx)
+{
+	return tx->current.epoch;
+}
+
+void
+dd_crypto_tx_announce(struct dd_crypto_tx *tx, bool next, uint64_t seq, uint8_t *buf)
+{
+	const struct epoch_key *k = next && tx->next.valid ? &tx->next : &tx->current;
+	const struct dd_announce *a = next && tx->next.valid ? &tx->next_announce : &tx->announce;
+	struct dd_hdr h = {
+		.type = DD_TYPE_ANNOUNCE, .epoch = k->epoch, .session = tx->session, .seq = seq,
+	};
+	uint8_t nonce[12];
+
+	dd_wire_put_header(buf, &h);
+	dd_wire_put_announce(buf + DD_HDR_LEN, a);
+	make_nonce(nonce, seq);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		buf + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, buf + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN,
+		NULL, NULL, 0, buf, DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, NULL, nonce,
+		k->announce_key);
+}
+
+void
+dd_crypto_tx_seal(struct dd_crypto_tx *tx, uint64_t seq, uint8_t *buf, size_t len)
+{
+	struct dd_hdr h = {
+		.type = DD_TYPE_SEALED, .epoch = tx->current.epoch, .session = tx->session,
+		.seq = seq,
+	};
+	uint8_t nonce[12];
+	uint8_t *plain = buf + DD_HDR_LEN;
+	size_t plain_len = len - DD_SEALED_OVERHEAD;
+
+	dd_wire_put_header(buf, &h);
+	make_nonce(nonce, seq);
+	if (tx->announce.cipher == DD_CIPHER_AES256GCM)
+		crypto_aead_aes256gcm_encrypt_detached_afternm(
+			plain, plain + plain_len, NULL, plain, plain_len, buf, DD_HDR_LEN, NULL,
+			nonce, &tx->current.aes);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+			plain, plain + plain_len, NULL, plain, plain_len, buf, DD_HDR_LEN, NULL,
+			nonce, tx->current.data_key);
+}
+
+/* -------------------------------------------------------------- receiver */
+
+int
+dd_crypto_rx_new(struct dd_crypto_rx **out, const uint8_t *secret, const uint8_t *public_key)
+{
+	struct dd_crypto_rx *rx;
+
+	*out = NULL;
+	rx = secure_alloc(sizeof(*rx));
+	if (rx == NULL)
+		return -ENOMEM;
+	memcpy(rx->secret, secret, DD_KEY_LEN);
+	memcpy(rx->public_key, public_key, DD_KEY_LEN);
+	rx->per_second = 20;
+	rx->tokens = 20;
+	*out = rx;
+	return 0;
+}
+
+void
+dd_crypto_rx_free(struct dd_crypto_rx *rx)
+{
+	if (rx != NULL)
+		sodium_free(rx);
+}
+
+int
+dd_crypto_rx_add_peer(struct dd_crypto_rx *rx, const uint8_t *peer_public)
+{
+	struct peer *p;
+
+	if (rx->npeers == MAX_PEERS)
+		return -ENOSPC;
+	p = &rx->peers[rx->npeers];
+	memcpy(p->public_key, peer_public, DD_KEY_LEN);
+	if (crypto_scalarmult(p->static_dh, rx->secret, peer_public) != 0)
+		return -EINVAL;
+	rx->npeers++;
+	return 0;
+}
+
+void
+dd_crypto_rx_set_floor(struct dd_crypto_rx *rx, uint32_t min_session, uint64_t seq_floor)
+{
+	rx->min_session = min_session;
+	rx->seq_floor = seq_floor;
+}
+
+void
+dd_crypto_rx_set_announce_rate(struct dd_crypto_rx *rx, unsigned per_second)
+{
+	rx->per_second = per_second > 0 ? per_second : 1;
+	rx->tokens = rx->per_second;
+}
+
+static bool
+take_token(struct dd_crypto_rx *rx, uint64_t now_ms)
+{
+	if (now_ms > rx->last_refill_ms) {
+		rx->tokens += (double)(now_ms - rx->last_refill_ms) * rx->per_second / 1000.0;
+		if (rx->tokens > rx->per_second)
+			rx->tokens = rx->per_second;
+		rx->last_refill_ms = now_ms;
+	}
+	if (rx->tokens < 1.0)
+		return false;
+	rx->tokens -= 1.0;
+	return true;
+}
+
+static bool
+verify_announce_tag(const struct epoch_key *k, const struct dd_hdr *h, const uint8_t *buf)
+{
+	uint8_t nonce[12], empty[1] = { 0 };
+
+	make_nonce(nonce, h->seq);
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+		       empty, NULL, empty, 0, buf + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, buf,
+		       DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, nonce, k->announce_key) == 0;
+}
+
+static struct epoch_key *
+find_slot(struct dd_crypto_rx *rx, uint16_t epoch)
+{
+	for (size_t i = 0; i < 2; i++)
+		if (rx->slots[i].valid && rx->slots[i].epoch == epoch)
+			return &rx->slots[i];
+	return NULL;
+}
+
+int
+dd_crypto_rx_announce(struct dd_crypto_rx *rx, const struct dd_hdr *h, const uint8_t *buf,
+		      size_t len, uint64_t now_ms, struct dd_announce *out)
+{
+	struct dd_announce a;
+	const struct peer *peer = NULL;
+	struct epoch_key fresh, *slot;
+	uint8_t dh1[32];
+	bool new_session;
+	int rc;
+
+	if (len != DD_ANNOUNCE_LEN || h->type != DD_TYPE_ANNOUNCE)
+		return -EBADMSG;
+	if (dd_wire_parse_announce(&a, buf + DD_HDR_LEN, DD_ANNOUNCE_BODY_LEN) != 0)
+		return -EBADMSG;
+	for (size_t i = 0; i < rx->npeers; i++)
+		if (memcmp(rx->peers[i].public_key, a.sender, DD_KEY_LEN) == 0)
+			peer = &rx->peers[i];
+	if (peer == NULL)
+		return -EKEYREJECTED;
+	if (memcmp(a.receiver, rx->public_key, DD_KEY_LEN) != 0)
+		return -EXDEV;
+	if (h->session < rx->min_session || (rx->has_session && h->session < rx->session))
+		return -ESTALE;
+	if (h->session == rx->min_session && h->seq <= rx->seq_floor)
+		return -EALREADY;
+	new_session = !rx->has_session || h->session > rx->session;
+	if (!new_session) {
+		if (!dd_replay_check(&rx->replay, h->seq))
+			return -EALREADY;
+		slot = find_slot(rx, h->epoch);
+		if (slot != NULL) {
+			if (memcmp(slot->ephemeral_public, a.ephemeral, DD_KEY_LEN) != 0 ||
+			    !verify_announce_tag(slot, h, buf))
+				return -EBADMSG;
+			dd_replay_update(&rx->replay, h->seq);
+			*out = a;
+			return DD_ANNOUNCE_KNOWN;
+		}
+		if (h->epoch + 1 < rx->max_epoch)
+			return -ESTALE;
+		if (a.cipher != rx->cipher || a.dgram_size != rx->dgram_size ||
+		    memcmp(a.sender, rx->sender, DD_KEY_LEN) != 0)
+			return -EBADMSG;
+	}
+	if (a.cipher == DD_CIPHER_AES256GCM && !dd_crypto_aes_available())
+		return -EPROTONOSUPPORT;
+	if (!take_token(rx, now_ms))
+		return -EBUSY;
+	memset(&fresh, 0, sizeof(fresh));
+	if (crypto_scalarmult(dh1, rx->secret, a.ephemeral) != 0)
+		return -EBADMSG;
+	derive(&fresh, a.cipher, dh1, peer->static_dh, buf + DD_HDR_LEN, h->session, h->epoch);
+	sodium_memzero(dh1, sizeof(dh1));
+	memcpy(fresh.ephemeral_public, a.ephemeral, DD_KEY_LEN);
+	if (!verify_announce_tag(&fresh, h, buf)) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	if (new_session) {
+		sodium_memzero(rx->slots, sizeof(rx->slots));
+		rx->has_session = true;
+		rx->session = h->session;
+		rx->cipher = a.cipher;
+		rx->dgram_size = a.dgram_size;
+		memcpy(rx->sender, a.sender, DD_KEY_LEN);
+		rx->max_epoch = h->epoch;
+		dd_replay_reset(&rx->replay, rx->seq_floor, h->session == rx->min_session);
+		rx->slots[0] = fresh;
+		rc = DD_ANNOUNCE_NEW_SESSION;
+	} else {
+		/* Keep the newest two epochs: replace the invalid or older slot. */
+		size_t victim = !rx->slots[0].valid ? 0 : !rx->slots[1].valid ? 1 :
+			rx->slots[0].epoch < rx->slots[1].epoch ? 0 : 1;
+
+		rx->slots[victim] = fresh;
+		if (h->epoch > rx->max_epoch)
+			rx->max_epoch = h->epoch;
+		rc = DD_ANNOUNCE_NEW_EPOCH;
+	}
+	dd_replay_update(&rx->replay, h->seq);
+	*out = a;
+out:
+	sodium_memzero(&fresh, sizeof(fresh));
+	return rc;
+}
+
+int
+dd_crypto_rx_open(struct dd_crypto_rx *rx, const struct dd_hdr *h, uint8_t *buf, size_t len,
+		  uint8_t **plain, size_t *plain_len)
+{
+	struct epoch_key *k;
+	uint8_t nonce[12];
+	uint8_t *p = buf + DD_HDR_LEN;
+	size_t n = len - DD_SEALED_OVERHEAD;
+	int bad;
+
+	*plain = NULL;
+	*plain_len = 0;
+	if (!rx->has_session || h->session != rx->session)
+		return -ENOKEY;
+	if (len != rx->dgram_size)
+		return -EMSGSIZE;
+	k = find_slot(rx, h->epoch);
+	if (k == NULL)
+		return -ENOKEY;
+	if (!dd_replay_check(&rx->replay, h->seq))
+		return -EALREADY;
+	make_nonce(nonce, h->seq);
+	if (rx->cipher == DD_CIPHER_AES256GCM)
+		bad = crypto_aead_aes256gcm_decrypt_detached_afternm(p, NULL, p, n, p + n, buf,
+								     DD_HDR_LEN, nonce, &k->aes);
+	else
+		bad = crypto_aead_chacha20poly1305_ietf_decrypt_detached(p, NULL, p, n, p + n, buf,
+									 DD_HDR_LEN, nonce,
+									 k->data_key);
+	if (bad != 0)
+		return -EBADMSG;
+	dd_replay_update(&rx->replay, h->seq);
+	*plain = p;
+	*plain_len = n;
+	return 0;
+}
+
+bool
+dd_crypto_rx_has_session(const struct dd_crypto_rx *rx)
+{
+	return rx->has_session;
+}
+
+uint32_t
+dd_crypto_rx_session(const struct dd_crypto_rx *rx)
+{
+	return rx->session;
+}
+
+uint64_t
+dd_crypto_rx_top_seq(const struct dd_crypto_rx *rx)
+{
+	return rx->replay.top;
+}
+
+uint16_t
+dd_crypto_rx_dgram_size(const struct dd_crypto_rx *rx)
+{
+	return rx->dgram_size;
+}
+
+const uint8_t *
+dd_crypto_rx_sender(const struct dd_crypto_rx *rx)
+{
+	return rx->sender;
+}

@@ -1,0 +1,215 @@
+/* Receiver: batched UDP reads, then length, header, session, replay and tag checks before any parsing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "keys.h"
+#include "rx.h"
+
+#define BATCH 64
+#define RECV_BUF 65536
+#define MAX_BATCHES_PER_WAKE 32
+
+static struct mmsghdr msgs[BATCH];
+static struct iovec iovs[BATCH];
+static uint8_t *bufs;
+
+static void
+announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *a, int result)
+{
+	struct dd_audit_event ev;
+	char fp[17];
+
+	dd_keys_fingerprint(a->sender, fp);
+	if (result == DD_ANNOUNCE_NEW_SESSION) {
+		if (rx->session != 0 && rx->session != h->session)
+			reasm_fail_all(rx, "the sender restarted (new session) before it completed");
+		rx->session = h->session;
+		rx->plain_len = a->dgram_size - DD_SEALED_OVERHEAD;
+		rx->frag_len = dd_wire_frag_len(a->dgram_size);
+		rx->persisted_seq = 0;
+		memset(&rx->c, 0, sizeof(rx->c));
+		memset(&rx->c_reported, 0, sizeof(rx->c_reported));
+		dd_notice("session %u from sender %s: %s, datagrams of %u bytes", h->session, fp,
+			  dd_crypto_cipher_name(a->cipher), a->dgram_size);
+		dd_audit_begin(&ev, "session_started");
+		dd_audit_u64(&ev, "session", h->session);
+		dd_audit_str(&ev, "sender", fp);
+		dd_audit_str(&ev, "cipher", dd_crypto_cipher_name(a->cipher));
+		dd_audit_commit(&ev);
+	} else {
+		dd_info("session %u: key epoch %u announced", h->session, h->epoch);
+	}
+}
+
+static void
+handle_announce(struct rx *rx, const struct dd_hdr *h, const uint8_t *buf, size_t len)
+{
+	struct dd_announce a;
+	int rc = dd_crypto_rx_announce(rx->crypto, h, buf, len, dd_mono_ms(), &a);
+
+	rx->c.announces++;
+	switch (rc) {
+	case DD_ANNOUNCE_KNOWN:
+		rx->last_auth_ms = dd_mono_ms();
+		return;
+	case DD_ANNOUNCE_NEW_SESSION:
+	case DD_ANNOUNCE_NEW_EPOCH:
+		rx->last_auth_ms = dd_mono_ms();
+		announce_event(rx, h, &a, rc);
+		return;
+	case -EKEYREJECTED:
+	case -EXDEV:
+		rx->c.unknown_sender++;
+		return;
+	case -ESTALE:
+		rx->c.stale++;
+		return;
+	case -EALREADY:
+		rx->c.replay++;
+		return;
+	case -EBUSY:
+		rx->c.rate_limited++;
+		return;
+	case -EPROTONOSUPPORT: {
+		static struct dd_ratelimit rl = { .interval_ms = 60000 };
+
+		if (dd_ratelimit_ok(&rl, dd_mono_ms(), NULL))
+			dd_error("the sender seals with AES-256-GCM but this CPU has no AES-NI; set "
+				 "[link] cipher = chacha20poly1305 on diode-tx");
+		rx->c.no_key++;
+		return;
+	}
+	default:
+		rx->c.bad_tag++;
+		return;
+	}
+}
+
+void
+rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
+{
+	struct dd_hdr h;
+	uint8_t *plain;
+	size_t plain_len;
+	int rc;
+
+	rx->c.received++;
+	if (dd_wire_parse_header(&h, buf, len) != 0) {
+		rx->c.malformed++;
+		return;
+	}
+	if (h.type == DD_TYPE_ANNOUNCE) {
+		handle_announce(rx, &h, buf, len);
+		return;
+	}
+	rc = dd_crypto_rx_open(rx->crypto, &h, buf, len, &plain, &plain_len);
+	if (rc != 0) {
+		if (rc == -EALREADY)
+			rx->c.replay++;
+		else if (rc == -EBADMSG)
+			rx->c.bad_tag++;
+		else if (rc == -EMSGSIZE)
+			rx->c.malformed++;
+		else
+			rx->c.no_key++;
+		return;
+	}
+	/* Authentic from here on: only now is the inside parsed. */
+	rx->c.accepted++;
+	rx->last_auth_ms = dd_mono_ms();
+	switch (plain[0]) {
+	case DD_KIND_FRAGMENT: {
+		struct dd_frag f;
+
+		if (dd_wire_parse_frag(&f, plain, plain_len, rx->frag_len) != 0) {
+			rx->c.malformed++;
+			return;
+		}
+		reasm_fragment(rx, &f, plain + DD_FRAG_HDR_LEN);
+		return;
+	}
+	case DD_KIND_MANIFEST: {
+		struct dd_manifest m;
+
+		if (dd_wire_parse_manifest(&m, plain, plain_len, rx->frag_len) != 0) {
+			rx->c.malformed++;
+			return;
+		}
+		reasm_manifest(rx, &m);
+		return;
+	}
+	case DD_KIND_BEACON: {
+		static struct dd_beacon b;
+
+		if (dd_wire_parse_beacon(&b, plain, plain_len) != 0) {
+			rx->c.malformed++;
+			return;
+		}
+		reasm_beacon(rx, &b, h.seq);
+		return;
+	}
+	default:
+		rx->c.malformed++;
+		return;
+	}
+}
+
+static void
+on_readable(uv_poll_t *p, int status, int events)
+{
+	struct rx *rx = p->data;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (int round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
+		int n;
+
+		for (int i = 0; i < BATCH; i++) {
+			iovs[i].iov_base = bufs + (size_t)i * RECV_BUF;
+			iovs[i].iov_len = RECV_BUF;
+			msgs[i].msg_hdr.msg_iov = &iovs[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = NULL;
+			msgs[i].msg_hdr.msg_namelen = 0;
+			msgs[i].msg_hdr.msg_control = NULL;
+			msgs[i].msg_hdr.msg_controllen = 0;
+			msgs[i].msg_hdr.msg_flags = 0;
+		}
+		n = recvmmsg(rx->sock, msgs, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				rx->c.received++;
+				rx->c.malformed++;
+				continue;
+			}
+			rx_handle_datagram(rx, bufs + (size_t)i * RECV_BUF, msgs[i].msg_len);
+		}
+		if (n < BATCH)
+			break;
+	}
+}
+
+int
+receiver_start(struct rx *rx)
+{
+	bufs = malloc((size_t)BATCH * RECV_BUF);
+	if (bufs == NULL)
+		return -ENOMEM;
+	uv_poll_init(rx->loop, &rx->sock_poll, rx->sock);
+	rx->sock_poll.data = rx;
+	return uv_poll_start(&rx->sock_poll, UV_READABLE, on_readable);
+}
+
+void
+receiver_stop(struct rx *rx)
+{
+	uv_poll_stop(&rx->sock_poll);
+	free(bufs);
+	bufs = NULL;
+}

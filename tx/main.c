@@ -1,0 +1,475 @@
+/* diode-tx: arguments, configuration, keys and session set-up, then the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+#include "state.h"
+#include "tx.h"
+
+#define SESSION_FILE "tx-session"
+#define REKEY_OVERLAP_MS 3000
+
+static const struct dd_config_key tx_schema[] = {
+	{ "link", "destination", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, false },
+	{ "link", "rate", DD_CFG_RATE, true, NULL, 1000, 400000000000ull, NULL, false },
+	{ "link", "datagram_size", DD_CFG_UINT, false, "1472", DD_DGRAM_MIN, DD_DGRAM_MAX, NULL, false },
+	{ "link", "fec_data", DD_CFG_UINT, false, "64", 1, 254, NULL, false },
+	{ "link", "fec_parity", DD_CFG_UINT, false, "8", 0, 254, NULL, false },
+	{ "link", "interleave", DD_CFG_UINT, false, "8", 1, 64, NULL, false },
+	{ "link", "cipher", DD_CFG_ENUM, false, "auto", 0, 0, "auto|aes256gcm|chacha20poly1305", false },
+	{ "link", "rekey", DD_CFG_DURATION, false, "1h", 10000, 0, NULL, false },
+	{ "link", "sndbuf", DD_CFG_SIZE, false, "4M", 65536, 1ull << 30, NULL, false },
+	{ "keys", "secret", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
+	{ "keys", "peer", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
+	{ "files", "outbox", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
+	{ "files", "sent", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "files", "settle_ms", DD_CFG_DURATION, false, "2000", 0, 3600000, NULL, false },
+	{ "files", "rescan", DD_CFG_DURATION, false, "30s", 1000, 0, NULL, false },
+	{ "files", "max_active", DD_CFG_UINT, false, "4", 1, 256, NULL, false },
+	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
+	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: diode-tx -c FILE [-n] [-v]\n"
+		   "  -c FILE  configuration (INI; see config/tx.conf)\n"
+		   "  -n       check the configuration and keys, print 'configuration OK', exit\n"
+		   "  -v       debug logging\n");
+}
+
+static enum dd_log_level
+level_from(const char *s)
+{
+	static const char *const names[] = { "error", "warning", "notice", "info", "debug" };
+
+	for (int i = 0; i < 5; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (enum dd_log_level)i;
+	return DD_LOG_INFO;
+}
+
+static int
+open_dir(const struct dd_config *cfg, const char *section, const char *key, const char *what)
+{
+	const char *path = dd_config_str(cfg, section, key);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		fprintf(stderr, "%s: [%s] %s: %s: %s (create the %s directory first)\n",
+			dd_config_where(cfg, section, key), section, key, path, strerror(errno),
+			what);
+	return fd;
+}
+
+/* Next session number: above the last one used and at least the clock, so a
+ * lost state directory still yields a session the receiver accepts. */
+static int
+next_session(int state_fd, uint32_t *session, char *err, size_t errlen)
+{
+	char buf[128];
+	uint64_t last = 0, now = (uint64_t)time(NULL), next;
+	int rc = dd_state_read(state_fd, SESSION_FILE, buf, sizeof(buf));
+
+	if (rc >= 0 && dd_state_get_u64(buf, "session", &last) != 0) {
+		snprintf(err, errlen, "%s: unreadable; remove it to start afresh", SESSION_FILE);
+		return -EINVAL;
+	}
+	if (rc < 0 && rc != -ENOENT) {
+		snprintf(err, errlen, "%s: %s", SESSION_FILE, strerror(-rc));
+		return rc;
+	}
+	next = last + 1 > now ? last + 1 : now;
+	if (next > UINT32_MAX) {
+		snprintf(err, errlen, "session counter exhausted");
+		return -ERANGE;
+	}
+	snprintf(buf, sizeof(buf), "session %llu\n", (unsigned long long)next);
+	rc = dd_state_write(state_fd, SESSION_FILE, buf, strlen(buf));
+	if (rc != 0) {
+		snprintf(err, errlen, "writing %s: %s", SESSION_FILE, strerror(-rc));
+		return rc;
+	}
+	*session = (uint32_t)next;
+	return 0;
+}
+
+static void
+on_announce(uv_timer_t *t)
+{
+	struct tx *tx = t->data;
+
+	if (tx->switch_epoch_at_ms != 0 && dd_mono_ms() >= tx->switch_epoch_at_ms) {
+		dd_crypto_tx_switch(tx->crypto);
+		tx->switch_epoch_at_ms = 0;
+		dd_info("session %u: now sealing with key epoch %u", tx->session,
+			dd_crypto_tx_epoch(tx->crypto));
+	}
+	sender_queue_announce(tx, false);
+	if (dd_crypto_tx_has_next(tx->crypto))
+		sender_queue_announce(tx, true);
+}
+
+static void
+on_beacon(uv_timer_t *t)
+{
+	struct tx *tx = t->data;
+
+	sender_queue_beacon(tx);
+}
+
+static void
+on_rekey(uv_timer_t *t)
+{
+	struct tx *tx = t->data;
+	int rc = dd_crypto_tx_prepare_next(tx->crypto);
+
+	if (rc != 0) {
+		dd_warn("session %u: cannot prepare the next key epoch (%s); restart diode-tx "
+			"to start a new session", tx->session, strerror(-rc));
+		return;
+	}
+	/* Announce the next epoch beside the current one before switching, so the
+	 * receiver holds its key when the first datagram sealed with it arrives. */
+	tx->switch_epoch_at_ms = dd_mono_ms() + REKEY_OVERLAP_MS;
+	sender_queue_announce(tx, true);
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void
+close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, close_cb);
+}
+
+static void
+on_drain(uv_timer_t *t)
+{
+	struct tx *tx = t->data;
+	static unsigned waited;
+
+	if ((ring_used(&tx->ctrl) > 0 || tx->batch_pos != tx->batch_len) && ++waited < 100)
+		return;
+	uv_walk(tx->loop, close_walk, NULL);
+}
+
+static void
+stop(struct tx *tx, const char *why)
+{
+	static uv_timer_t drain;
+
+	if (tx->stopping)
+		return;
+	dd_notice("%s: stopping; files not completely sent stay in the outbox", why);
+	tx->stopping = true;
+	/* Drop queued data, announce the unfinished transfers as aborted, and
+	 * give the control queue a moment to leave. */
+	sender_drop_data(tx);
+	sched_abort_all(tx);
+	spool_close(tx->spool);
+	uv_timer_stop(&tx->announce_timer);
+	uv_timer_stop(&tx->beacon_timer);
+	uv_timer_stop(&tx->rekey_timer);
+	uv_timer_stop(&tx->repeat_timer);
+	uv_timer_init(tx->loop, &drain);
+	drain.data = tx;
+	uv_timer_start(&drain, on_drain, 10, 10);
+	sender_kick(tx);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	struct tx *tx = s->data;
+
+	if (signum == SIGHUP) {
+		dd_audit_reopen();
+		dd_info("SIGHUP: audit log reopened");
+		return;
+	}
+	stop(tx, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int
+setup(struct tx *tx, const struct dd_config *cfg, bool check_only)
+{
+	struct tx_settings *set = &tx->set;
+	char err[512];
+	const char *cipher = dd_config_str(cfg, "link", "cipher");
+	uint8_t *secret = NULL, public_key[DD_KEY_LEN], peer[DD_KEY_LEN];
+	uint64_t granted;
+	int state_fd = -1, outbox_fd = -1, rc = -EINVAL;
+	struct stat st_out, st_sent;
+
+	if (dd_net_resolve(dd_config_str(cfg, "link", "destination"), &set->destination, err,
+			   sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [link] destination: %s\n",
+			dd_config_where(cfg, "link", "destination"), err);
+		goto out;
+	}
+	set->rate_bps = dd_config_u64(cfg, "link", "rate");
+	set->dgram_size = (uint16_t)dd_config_u64(cfg, "link", "datagram_size");
+	if (!dd_wire_dgram_size_ok(set->dgram_size)) {
+		fprintf(stderr, "%s: [link] datagram_size must be a multiple of 64 between %d and "
+			"%d (1472 for a 1500-byte MTU)\n",
+			dd_config_where(cfg, "link", "datagram_size"), DD_DGRAM_MIN, DD_DGRAM_MAX);
+		goto out;
+	}
+	set->fec_data = (unsigned)dd_config_u64(cfg, "link", "fec_data");
+	set->fec_parity = (unsigned)dd_config_u64(cfg, "link", "fec_parity");
+	if (set->fec_data + set->fec_parity > DD_FEC_MAX_TOTAL) {
+		fprintf(stderr, "%s: fec_data + fec_parity must be at most 255 (Reed-Solomon over "
+			"GF(2^8))\n", dd_config_where(cfg, "link", "fec_parity"));
+		goto out;
+	}
+	set->interleave = (unsigned)dd_config_u64(cfg, "link", "interleave");
+	if (strcmp(cipher, "aes256gcm") == 0 ||
+	    (strcmp(cipher, "auto") == 0 && dd_crypto_aes_available()))
+		set->cipher = DD_CIPHER_AES256GCM;
+	else
+		set->cipher = DD_CIPHER_CHACHA20POLY1305;
+	if (set->cipher == DD_CIPHER_AES256GCM && !dd_crypto_aes_available()) {
+		fprintf(stderr, "%s: [link] cipher = aes256gcm, but this CPU has no AES-NI; use "
+			"chacha20poly1305 or auto\n", dd_config_where(cfg, "link", "cipher"));
+		goto out;
+	}
+	set->rekey_ms = dd_config_u64(cfg, "link", "rekey");
+	set->sndbuf = dd_config_u64(cfg, "link", "sndbuf");
+	set->outbox = dd_config_str(cfg, "files", "outbox");
+	set->sent = dd_config_str(cfg, "files", "sent");
+	set->settle_ms = dd_config_u64(cfg, "files", "settle_ms");
+	set->rescan_ms = dd_config_u64(cfg, "files", "rescan");
+	set->max_active = (unsigned)dd_config_u64(cfg, "files", "max_active");
+
+	secret = sodium_malloc(DD_KEY_LEN);
+	if (secret == NULL) {
+		fprintf(stderr, "out of memory\n");
+		goto out;
+	}
+	if (dd_keys_load_secret(dd_config_str(cfg, "keys", "secret"), secret, public_key, err,
+				sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [keys] secret: %s\n", dd_config_where(cfg, "keys", "secret"),
+			err);
+		goto out;
+	}
+	if (dd_keys_load_public(dd_config_str(cfg, "keys", "peer"), peer, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [keys] peer: %s\n", dd_config_where(cfg, "keys", "peer"), err);
+		goto out;
+	}
+	outbox_fd = open_dir(cfg, "files", "outbox", "outbox");
+	if (outbox_fd < 0)
+		goto out;
+	tx->sent_fd = -1;
+	if (set->sent != NULL) {
+		tx->sent_fd = open_dir(cfg, "files", "sent", "sent");
+		if (tx->sent_fd < 0)
+			goto out;
+		if (fstat(outbox_fd, &st_out) == 0 && fstat(tx->sent_fd, &st_sent) == 0 &&
+		    st_out.st_dev != st_sent.st_dev) {
+			fprintf(stderr, "%s: [files] sent must be on the outbox's file system (files "
+				"are renamed there)\n", dd_config_where(cfg, "files", "sent"));
+			goto out;
+		}
+	}
+	state_fd = dd_state_open_dir(dd_config_str(cfg, "state", "dir"));
+	if (state_fd < 0) {
+		fprintf(stderr, "%s: [state] dir: %s: %s\n", dd_config_where(cfg, "state", "dir"),
+			dd_config_str(cfg, "state", "dir"), strerror(-state_fd));
+		goto out;
+	}
+	if (dd_config_has(cfg, "log", "audit") &&
+	    dd_audit_open(dd_config_str(cfg, "log", "audit"), err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [log] audit: %s\n", dd_config_where(cfg, "log", "audit"), err);
+		goto out;
+	}
+	if (check_only) {
+		rc = 0;
+		goto out;
+	}
+	if (next_session(state_fd, &tx->session, err, sizeof(err)) != 0) {
+		fprintf(stderr, "[state] dir %s: %s\n", dd_config_str(cfg, "state", "dir"), err);
+		goto out;
+	}
+	tx->started_ms = dd_now_ms();
+	rc = dd_crypto_tx_new(&tx->crypto, secret, public_key, peer, set->cipher, tx->session,
+			      set->dgram_size, tx->started_ms / 1000);
+	if (rc != 0) {
+		fprintf(stderr, "%s: [keys] peer: unusable public key\n",
+			dd_config_where(cfg, "keys", "peer"));
+		goto out;
+	}
+	rc = -EINVAL;
+	tx->sock = dd_net_udp_sender(&set->destination, set->sndbuf, &granted, err, sizeof(err));
+	if (tx->sock < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (outbox_fd >= 0)
+		close(outbox_fd);
+	if (state_fd >= 0)
+		close(state_fd);
+	sodium_free(secret);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct tx tx;
+	struct dd_config *cfg = NULL;
+	const char *config_path = NULL;
+	bool check_only = false, verbose = false;
+	char err[1024];
+	uint32_t ring_cap;
+	uint64_t burst;
+	int opt, rc;
+
+	while ((opt = getopt(argc, argv, "c:nvh")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (dd_crypto_init() != 0) {
+		fprintf(stderr, "diode-tx: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (dd_config_load(&cfg, config_path, tx_schema, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	dd_log_init("diode-tx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
+	tx.sock = -1;
+	if (setup(&tx, cfg, check_only) != 0) {
+		dd_config_free(cfg);
+		return 1;
+	}
+	if (check_only) {
+		printf("configuration OK\n");
+		dd_config_free(cfg);
+		return 0;
+	}
+
+	tx.loop = uv_default_loop();
+	tx.plain_len = tx.set.dgram_size - DD_SEALED_OVERHEAD;
+	tx.frag_len = dd_wire_frag_len(tx.set.dgram_size);
+	ring_cap = 2 * tx.set.interleave * DD_FEC_MAX_TOTAL;
+	if (ring_cap < 2048)
+		ring_cap = 2048;
+	if (ring_init(&tx.data, ring_cap, tx.set.dgram_size) != 0 ||
+	    ring_init(&tx.ctrl, 256, tx.set.dgram_size) != 0 || dd_fec_new(&tx.fec) != 0) {
+		dd_error("out of memory setting up the send rings");
+		return 1;
+	}
+	/* Bucket depth: one send batch, or 2 ms at the configured rate if larger. */
+	burst = (uint64_t)TX_SEND_BATCH * (tx.set.dgram_size + DD_WIRE_OVERHEAD);
+	if (tx.set.rate_bps / 8 / 500 > burst)
+		burst = tx.set.rate_bps / 8 / 500;
+	dd_pace_init(&tx.pace, tx.set.rate_bps, burst, uv_hrtime());
+
+	uv_timer_init(tx.loop, &tx.pace_timer);
+	uv_timer_init(tx.loop, &tx.announce_timer);
+	uv_timer_init(tx.loop, &tx.beacon_timer);
+	uv_timer_init(tx.loop, &tx.repeat_timer);
+	uv_timer_init(tx.loop, &tx.rekey_timer);
+	tx.pace_timer.data = tx.announce_timer.data = tx.beacon_timer.data = &tx;
+	tx.repeat_timer.data = tx.rekey_timer.data = &tx;
+	uv_signal_init(tx.loop, &tx.sig_term);
+	uv_signal_init(tx.loop, &tx.sig_int);
+	uv_signal_init(tx.loop, &tx.sig_hup);
+	tx.sig_term.data = tx.sig_int.data = tx.sig_hup.data = &tx;
+	uv_signal_start(&tx.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&tx.sig_int, on_signal, SIGINT);
+	uv_signal_start(&tx.sig_hup, on_signal, SIGHUP);
+
+	{
+		char dest[80];
+		struct dd_audit_event ev;
+
+		dd_net_format(&tx.set.destination, dest, sizeof(dest));
+		dd_notice("session %u started: sending to %s at %.3f Mb/s, %s, FEC %u+%u, "
+			  "interleave %u, datagrams of %u bytes", tx.session, dest,
+			  (double)tx.set.rate_bps / 1e6, dd_crypto_cipher_name(tx.set.cipher),
+			  tx.set.fec_data, tx.set.fec_parity, tx.set.interleave, tx.set.dgram_size);
+		dd_audit_begin(&ev, "session_started");
+		dd_audit_u64(&ev, "session", tx.session);
+		dd_audit_str(&ev, "destination", dest);
+		dd_audit_str(&ev, "cipher", dd_crypto_cipher_name(tx.set.cipher));
+		dd_audit_commit(&ev);
+	}
+	/* Announce first, a few times, so the receiver holds the key before data. */
+	for (int i = 0; i < 3; i++)
+		sender_queue_announce(&tx, false);
+	uv_timer_start(&tx.announce_timer, on_announce, 500, 500);
+	uv_timer_start(&tx.beacon_timer, on_beacon, 1000, 1000);
+	uv_timer_start(&tx.rekey_timer, on_rekey, tx.set.rekey_ms, tx.set.rekey_ms);
+
+	rc = spool_new(&tx.spool, &tx, tx.loop, tx.set.outbox, tx.set.settle_ms, tx.set.rescan_ms);
+	if (rc != 0) {
+		dd_error("outbox %s: %s", tx.set.outbox, strerror(-rc));
+		return 1;
+	}
+	sched_fill(&tx);
+	uv_run(tx.loop, UV_RUN_DEFAULT);
+	uv_run(tx.loop, UV_RUN_NOWAIT);
+
+	{
+		struct dd_audit_event ev;
+
+		dd_audit_begin(&ev, "session_stopped");
+		dd_audit_u64(&ev, "session", tx.session);
+		dd_audit_u64(&ev, "files_sent", tx.files_sent);
+		dd_audit_u64(&ev, "datagrams", tx.datagrams_sent);
+		dd_audit_commit(&ev);
+	}
+	dd_notice("stopped: %llu files sent, %llu datagrams, %llu wire bytes",
+		  (unsigned long long)tx.files_sent, (unsigned long long)tx.datagrams_sent,
+		  (unsigned long long)tx.bytes_sent);
+	sched_free_all(&tx);
+	spool_free(tx.spool);
+	dd_crypto_tx_free(tx.crypto);
+	dd_fec_free(tx.fec);
+	ring_free(&tx.data);
+	ring_free(&tx.ctrl);
+	dd_config_free(cfg);
+	dd_audit_close();
+	return 0;
+}
