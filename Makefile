@@ -38,7 +38,7 @@ TOOL_BIN   = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/%)
 LIB        = $(BUILD)/libdiode.a
 BINS       = $(BUILD)/diode-tx $(BUILD)/diode-rx $(BUILD)/diode-keygen
 
-.PHONY: all test unit integration demo bench fuzz install clean deps
+.PHONY: all test unit integration demo bench fuzz fuzz-build install clean deps
 
 all: $(BINS) $(TOOL_BIN)
 
@@ -86,6 +86,31 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo
 
+# libFuzzer harnesses (clang): one per parser of outside bytes. Seeds live in
+# tests/fuzz/corpus/NAME; new inputs go to build-fuzz/corpus/NAME.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -std=c11 -D_GNU_SOURCE -Icommon $(PKG_CFLAGS)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $< $(COMMON_SRC) -o $@ $(PKG_LIBS) -lm
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for f in $(FUZZ_BIN); do \
+	  name=$${f#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
+	  echo "== fuzz $$name for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -close_fd_mask=3 \
+	    build-fuzz/corpus/$$name tests/fuzz/corpus/$$name > build-fuzz/$$name.log 2>&1 \
+	    || { tail -n 40 build-fuzz/$$name.log; echo "fuzz $$name FAILED"; exit 1; }; \
+	  grep -E '^(Done|#[0-9]+.*DONE)' build-fuzz/$$name.log | tail -n 1; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/diode/examples
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
@@ -93,6 +118,6 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/doc/diode/examples/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -456,6 +456,7 @@ void
 reasm_beacon(struct rx *rx, const struct dd_beacon *b, uint64_t beacon_seq)
 {
 	uint64_t now = dd_mono_ms();
+	uint64_t beacon_first_seq = rx->first_seq;
 
 	for (unsigned i = 0; i < b->count; i++) {
 		const struct dd_beacon_entry *e = &b->entries[i];
@@ -464,6 +465,12 @@ reasm_beacon(struct rx *rx, const struct dd_beacon *b, uint64_t beacon_seq)
 		if (e->status == DD_XFER_SENDING || is_finished(rx, e->transfer))
 			continue;
 		t = find_transfer(rx, e->transfer);
+		if (t == NULL && e->last_seq < beacon_first_seq) {
+			/* It left before this process started listening: nothing can be
+			 * said about it here (a restarted receiver). */
+			mark_finished(rx, e->transfer);
+			continue;
+		}
 		if (t == NULL) {
 			/* Sent completely, yet nothing of it arrived here. */
 			struct rx_transfer tmp = { .id = e->transfer, .size = e->size, .fd = -1 };

@@ -30,6 +30,7 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 		rx->plain_len = a->dgram_size - DD_SEALED_OVERHEAD;
 		rx->frag_len = dd_wire_frag_len(a->dgram_size);
 		rx->persisted_seq = 0;
+		rx->first_seq = h->seq;
 		memset(&rx->c, 0, sizeof(rx->c));
 		memset(&rx->c_reported, 0, sizeof(rx->c_reported));
 		dd_notice("session %u from sender %s: %s, datagrams of %u bytes", h->session, fp,

@@ -85,6 +85,7 @@ struct rx {
 	uint32_t session;
 	size_t frag_len, plain_len;
 	uint64_t persisted_seq;
+	uint64_t first_seq;   /* first authentic seq this process saw in the session */
 	uint64_t last_auth_ms;
 	bool link_up;
 
