@@ -115,6 +115,10 @@ dd_keys_parse(const char *text, size_t len, const char *tag, uint8_t *key)
 	b64_len = (size_t)(end - b64);
 	if (b64_len != sodium_base64_ENCODED_LEN(DD_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL) - 1)
 		return -EINVAL;
+	/* libsodium 1.0.18 decodes any byte >= 0x80 as '/' (signed char): refuse them. */
+	for (size_t i = 0; i < b64_len; i++)
+		if ((unsigned char)b64[i] >= 0x80)
+			return -EINVAL;
 	if (sodium_base642bin(key, DD_KEY_BYTES, b64, b64_len, NULL, &bin_len, &b64_end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    bin_len != DD_KEY_BYTES || b64_end != end) {

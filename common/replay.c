@@ -13,8 +13,9 @@ dd_replay_reset(struct dd_replay *r, uint64_t floor, bool use_floor)
 		r->floor = floor;
 		r->top = floor;
 		r->any = true;
-		/* Everything up to floor counts as seen: the bitmap stays clear but
-		 * check() refuses seq <= floor explicitly. */
+		/* Everything up to floor counts as seen: check() refuses seq <= floor
+		 * for floor > 0; marking floor itself covers floor 0 too. */
+		r->bits[(floor / 64) % WORDS] |= (uint64_t)1 << (floor % 64);
 	}
 }
 

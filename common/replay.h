@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define DD_REPLAY_WINDOW 8192 /* counters older than top - WINDOW are refused */
+#define DD_REPLAY_WINDOW 8192 /* bitmap size; counters 8128 or more below the top are refused */
 
 struct dd_replay {
 	uint64_t top;   /* highest counter accepted so far */

@@ -83,6 +83,9 @@ dd_state_get_u64(const char *text, const char *key, uint64_t *value)
 		if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
 			char *end;
 
+			/* strtoull would take " 5", "+5" and "-1" (as UINT64_MAX). */
+			if (p[klen + 1] < '0' || p[klen + 1] > '9')
+				return -EINVAL;
 			errno = 0;
 			*value = strtoull(p + klen + 1, &end, 10);
 			if (errno != 0 || end == p + klen + 1 || (*end != '\n' && *end != '\0'))

@@ -462,9 +462,16 @@ reasm_beacon(struct rx *rx, const struct dd_beacon *b, uint64_t beacon_seq)
 		const struct dd_beacon_entry *e = &b->entries[i];
 		struct rx_transfer *t;
 
-		if (e->status == DD_XFER_SENDING || is_finished(rx, e->transfer))
+		if (is_finished(rx, e->transfer))
 			continue;
 		t = find_transfer(rx, e->transfer);
+		if (e->status == DD_XFER_SENDING) {
+			/* Still being sent (maybe slowly, sharing the link with other
+			 * files): not stalled. */
+			if (t != NULL)
+				t->last_ms = now;
+			continue;
+		}
 		if (t == NULL && e->last_seq < beacon_first_seq) {
 			/* It left before this process started listening: nothing can be
 			 * said about it here (a restarted receiver). */

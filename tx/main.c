@@ -20,7 +20,7 @@
 
 static const struct dd_config_key tx_schema[] = {
 	{ "link", "destination", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, false },
-	{ "link", "rate", DD_CFG_RATE, true, NULL, 1000, 400000000000ull, NULL, false },
+	{ "link", "rate", DD_CFG_RATE, true, NULL, 100000, 400000000000ull, NULL, false },
 	{ "link", "datagram_size", DD_CFG_UINT, false, "1472", DD_DGRAM_MIN, DD_DGRAM_MAX, NULL, false },
 	{ "link", "fec_data", DD_CFG_UINT, false, "64", 1, 254, NULL, false },
 	{ "link", "fec_parity", DD_CFG_UINT, false, "8", 0, 254, NULL, false },

@@ -190,15 +190,18 @@ send_some(struct tx *tx)
 
 			if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
 				break;
+			/* A datagram the kernel refused has not left: keep it and try again
+			 * later, so no file is retired before it really went out. */
 			tx->send_errors++;
+			tx->send_blocked = true;
 			if (dd_ratelimit_ok(&send_error_rl, dd_mono_ms(), &suppressed))
-				dd_warn("sending a datagram failed: %s (%llu more like it not shown); "
-					"check [link] destination and the route to it",
-					strerror(errno), (unsigned long long)suppressed);
-			/* The datagram is lost like on the link; the receiver reports it. */
-			complete(tx, tx->batch_pos++);
-			continue;
+				dd_error("sending to the diode link fails: %s (%llu more like it not "
+					 "shown); retrying; check [link] destination, the route and "
+					 "datagram_size against the MTU", strerror(errno),
+					 (unsigned long long)suppressed);
+			break;
 		}
+		tx->send_blocked = false;
 		for (int i = 0; i < n; i++)
 			complete(tx, tx->batch_pos++);
 		sched_fill(tx);
@@ -215,6 +218,10 @@ on_pace(uv_timer_t *timer)
 	send_some(tx);
 	if (sender_idle(tx))
 		return;
+	if (tx->send_blocked) {
+		arm(tx, 100);
+		return;
+	}
 	wait_ns = dd_pace_wait_ns(&tx->pace, tx->set.dgram_size + DD_WIRE_OVERHEAD);
 	arm(tx, wait_ns > 1000000 ? wait_ns / 1000000 : 1);
 }

@@ -166,6 +166,7 @@ struct tx {
 	uv_timer_t pace_timer, announce_timer, beacon_timer, repeat_timer, rekey_timer;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool pace_armed, stopping;
+	bool send_blocked;    /* the kernel refused the last send: back off */
 	uint64_t switch_epoch_at_ms;
 
 	/* Batched send state: sealed but not yet accepted by the kernel. */
