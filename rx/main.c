@@ -141,9 +141,10 @@ link_event(struct rx *rx, bool up)
 			"the diode link", rx->set.timeout_ms);
 }
 
-/* Summarise rejected datagrams: at most one log line and audit event per 10 s. */
-static void
-report_rejections(struct rx *rx, uint64_t now)
+/* Summarise rejected datagrams: at most one log line and audit event per 10 s,
+ * unless forced (a new session resets the counters, or diode-rx stops). */
+void
+rx_report_rejections(struct rx *rx, uint64_t now, bool force)
 {
 	struct rx_counters *c = &rx->c, *r = &rx->c_reported;
 	uint64_t bad = c->bad_tag - r->bad_tag, replay = c->replay - r->replay;
@@ -154,7 +155,7 @@ report_rejections(struct rx *rx, uint64_t now)
 
 	if (bad + replay + malformed + nokey + unknown + stale + limited == 0)
 		return;
-	if (!dd_ratelimit_ok(&rx->reject_rl, now, NULL))
+	if (!dd_ratelimit_ok(&rx->reject_rl, now, NULL) && !force)
 		return;
 	dd_warn("rejected datagrams in the last period: %" PRIu64 " bad tag, %" PRIu64
 		" replayed, %" PRIu64 " malformed, %" PRIu64 " without a session key, %" PRIu64
@@ -193,7 +194,7 @@ on_tick(uv_timer_t *timer)
 			link_event(rx, alive);
 	}
 	reasm_tick(rx, now);
-	report_rejections(rx, now);
+	rx_report_rejections(rx, now, false);
 	if (now - last_persist >= 1000) {
 		persist_session(rx);
 		last_persist = now;
@@ -231,6 +232,7 @@ on_signal(uv_signal_t *s, int signum)
 	receiver_stop(rx);
 	persist_session(rx);
 	reasm_fail_all(rx, "diode-rx stopped before the transfer completed");
+	rx_report_rejections(rx, dd_mono_ms(), true);
 	uv_walk(rx->loop, close_walk, NULL);
 }
 
@@ -441,7 +443,7 @@ main(int argc, char **argv)
 	dd_notice("listening on %s; delivering into %s", where, rx.set.inbox);
 	uv_run(rx.loop, UV_RUN_DEFAULT);
 	dd_notice("stopped: %" PRIu64 " files delivered, %" PRIu64 " failed",
-		  rx.c.files_delivered, rx.c.files_failed);
+		  rx.delivered_before + rx.c.files_delivered, rx.failed_before + rx.c.files_failed);
 	rc = 0;
 out:
 	reasm_free(&rx);

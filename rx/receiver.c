@@ -31,6 +31,9 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 		rx->frag_len = dd_wire_frag_len(a->dgram_size);
 		rx->persisted_seq = 0;
 		rx->first_seq = h->seq;
+		rx_report_rejections(rx, dd_mono_ms(), true);
+		rx->delivered_before += rx->c.files_delivered;
+		rx->failed_before += rx->c.files_failed;
 		memset(&rx->c, 0, sizeof(rx->c));
 		memset(&rx->c_reported, 0, sizeof(rx->c_reported));
 		dd_notice("session %u from sender %s: %s, datagrams of %u bytes", h->session, fp,

@@ -97,7 +97,8 @@ struct rx {
 	uint64_t finished_bits[RX_FINISHED_BITS / 64];
 	uint8_t *scratch;             /* one block, for hashing from disk */
 
-	struct rx_counters c, c_reported;
+	struct rx_counters c, c_reported;     /* this session */
+	uint64_t delivered_before, failed_before; /* earlier sessions of this process */
 	struct dd_ratelimit reject_rl;
 };
 
@@ -127,7 +128,8 @@ void writer_deliver(struct rx *rx, struct rx_transfer *t);
 void writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine);
 void writer_clean_staging(struct rx *rx);
 
-/* main.c: audit helper shared by the roles */
+/* main.c: audit helpers shared by the roles */
+void rx_report_rejections(struct rx *rx, uint64_t now, bool force);
 void rx_audit_transfer(struct rx *rx, const char *event, const struct rx_transfer *t,
 		       const char *reason, const char *delivered_as);
 

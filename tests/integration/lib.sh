@@ -28,9 +28,9 @@ done
 
 T=$(mktemp -d "/tmp/diode-it-$TEST_NAME.XXXXXX")
 export PYTHONIOENCODING=utf-8
-if locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$'; then
-	export LC_ALL=C.UTF-8
-fi
+case $'\n'"$(locale -a 2>/dev/null)"$'\n' in
+*$'\n'C.utf8$'\n'* | *$'\n'C.UTF-8$'\n'*) export LC_ALL=C.UTF-8 ;;
+esac
 declare -A PID=()   # node name -> pid of its daemon
 EXTRA_PIDS=()       # helper processes (python senders, forwarders)
 
@@ -57,6 +57,7 @@ fail() {
 }
 
 _on_err() {
+	[ "$BASHPID" = "$$" ] || return 0
 	echo "$TEST_NAME: command failed (status $1) at ${BASH_SOURCE[1]}:$2: $3" >&2
 }
 trap '_on_err $? $LINENO "$BASH_COMMAND"' ERR
@@ -65,6 +66,9 @@ _cleanup() {
 	local rc=$? name pid
 	set +e
 	trap - ERR
+	# A background child can run this trap if a signal reaches it between
+	# fork and exec: only the test's own shell cleans up.
+	[ "$BASHPID" = "$$" ] || exit "$rc"
 	for name in "${!PID[@]}"; do
 		pid=${PID[$name]}
 		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
