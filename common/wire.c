@@ -179,6 +179,8 @@ dd_wire_put_manifest(uint8_t *plain, size_t cap, const struct dd_manifest *m)
 	dd_store_be32(plain + 24, m->mode);
 	plain[28] = m->k_full;
 	plain[29] = m->m_full;
+	plain[30] = m->pass;
+	plain[31] = m->passes;
 	memcpy(plain + 32, m->sha256, DD_SHA256_LEN);
 	memcpy(plain + DD_MANIFEST_HDR_LEN, m->path, m->path_len);
 	return (int)need;
@@ -199,10 +201,12 @@ dd_wire_parse_manifest(struct dd_manifest *m, const uint8_t *plain, size_t len,
 	m->mode = dd_load_be32(plain + 24);
 	m->k_full = plain[28];
 	m->m_full = plain[29];
+	m->pass = plain[30];
+	m->passes = plain[31];
 	memcpy(m->sha256, plain + 32, DD_SHA256_LEN);
 	if ((m->flags & ~(DD_MANIFEST_FINAL | DD_MANIFEST_ABORT)) != 0 ||
 	    (m->flags & DD_MANIFEST_FINAL && m->flags & DD_MANIFEST_ABORT) ||
-	    !all_zero(plain + 30, 2) || m->mode > 07777 || m->k_full == 0 ||
+	    m->passes == 0 || m->pass >= m->passes || m->mode > 07777 || m->k_full == 0 ||
 	    (unsigned)m->k_full + m->m_full > 255 || m->path_len == 0 ||
 	    m->path_len > DD_PATH_MAX || DD_MANIFEST_HDR_LEN + (size_t)m->path_len > len ||
 	    dd_wire_block_count(m->size, m->k_full, frag_len) == UINT32_MAX)
@@ -248,6 +252,7 @@ dd_wire_put_beacon(uint8_t *plain, size_t cap, const struct dd_beacon *b)
 	dd_store_be32(plain + 32, b->files_queued);
 	dd_store_be32(plain + 36, b->transfers_active);
 	dd_store_be32(plain + 40, b->transfers_done);
+	dd_store_be32(plain + 44, b->complete_below);
 	for (size_t i = 0; i < b->count; i++) {
 		uint8_t *e = plain + DD_BEACON_HDR_LEN + i * DD_BEACON_ENTRY_LEN;
 		const struct dd_beacon_entry *be = &b->entries[i];
@@ -267,8 +272,7 @@ dd_wire_parse_beacon(struct dd_beacon *b, const uint8_t *plain, size_t len)
 	size_t count;
 
 	memset(b, 0, sizeof(*b));
-	if (len < DD_BEACON_HDR_LEN || plain[0] != DD_KIND_BEACON || plain[1] != 0 ||
-	    !all_zero(plain + 44, 4))
+	if (len < DD_BEACON_HDR_LEN || plain[0] != DD_KIND_BEACON || plain[1] != 0)
 		goto bad;
 	count = dd_load_be16(plain + 2);
 	if (count > dd_wire_beacon_capacity(len))
@@ -281,6 +285,7 @@ dd_wire_parse_beacon(struct dd_beacon *b, const uint8_t *plain, size_t len)
 	b->files_queued = dd_load_be32(plain + 32);
 	b->transfers_active = dd_load_be32(plain + 36);
 	b->transfers_done = dd_load_be32(plain + 40);
+	b->complete_below = dd_load_be32(plain + 44);
 	for (size_t i = 0; i < count; i++) {
 		const uint8_t *e = plain + DD_BEACON_HDR_LEN + i * DD_BEACON_ENTRY_LEN;
 		struct dd_beacon_entry *be = &b->entries[i];

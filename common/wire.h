@@ -104,6 +104,7 @@ struct dd_manifest {
 	uint64_t mtime;            /* Unix seconds */
 	uint32_t mode;             /* permission bits */
 	uint8_t k_full, m_full;
+	uint8_t pass, passes;      /* this carousel pass (0-based) of how many */
 	uint8_t sha256[DD_SHA256_LEN];
 	uint16_t path_len;
 	const char *path;          /* points into the parsed buffer; not NUL-terminated */
@@ -139,6 +140,7 @@ struct dd_beacon {
 	uint64_t datagrams;        /* datagrams sent in the session, this one excluded */
 	uint64_t bytes;            /* wire bytes sent in the session */
 	uint32_t files_queued, transfers_active, transfers_done;
+	uint32_t complete_below;   /* every transfer id below this is finished on the sender */
 	uint16_t count;
 	struct dd_beacon_entry entries[64];
 };

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "keys.h"
 #include "rx.h"
+#include "sandbox.h"
 #include "state.h"
 
 #define SESSION_FILE "rx-session"
@@ -31,11 +32,13 @@ static const struct dd_config_key rx_schema[] = {
 	{ "files", "quarantine", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "files", "collision", DD_CFG_ENUM, false, "rename", 0, 0, "rename|overwrite", false },
 	{ "files", "max_file_size", DD_CFG_SIZE, false, "64G", 1, 0, NULL, false },
+	{ "files", "min_free", DD_CFG_SIZE, false, "0", 0, 0, NULL, false },
 	{ "files", "max_transfers", DD_CFG_UINT, false, "64", 1, 4096, NULL, false },
 	{ "files", "block_pool", DD_CFG_UINT, false, "256", 16, 65536, NULL, false },
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
 
@@ -75,7 +78,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: diode-rx -c FILE [-n] [-v]\n"
+		   "       diode-rx -c FILE status\n"
 		   "  -c FILE  configuration (INI; see config/rx.conf)\n"
+		   "  status   print link state, session, counters and recent failures of the\n"
+		   "           running receiver; exit 0 when healthy, 1 when not, 2 when the\n"
+		   "           status cannot be read\n"
 		   "  -n       check the configuration and keys, print 'configuration OK', exit\n"
 		   "  -v       debug logging\n");
 }
@@ -109,9 +116,15 @@ persist_session(struct rx *rx)
 	uint64_t top = dd_crypto_rx_top_seq(rx->crypto);
 	int rc;
 
-	if (!dd_crypto_rx_has_session(rx->crypto) || top == rx->persisted_seq)
+	if (!dd_crypto_rx_has_session(rx->crypto) ||
+	    (top == rx->persisted_seq && rx->checked_below == rx->persisted_checked))
 		return;
-	snprintf(buf, sizeof(buf), "session %" PRIu32 "\nseq %" PRIu64 "\n", rx->session, top);
+	if (rx->checked_known)
+		snprintf(buf, sizeof(buf), "session %" PRIu32 "\nseq %" PRIu64 "\nchecked %" PRIu32
+			 "\n", rx->session, top, rx->checked_below);
+	else
+		snprintf(buf, sizeof(buf), "session %" PRIu32 "\nseq %" PRIu64 "\n", rx->session,
+			 top);
 	rc = dd_state_write(rx->state_fd, SESSION_FILE, buf, strlen(buf));
 	if (rc != 0) {
 		static struct dd_ratelimit rl = { .interval_ms = 60000 };
@@ -123,6 +136,7 @@ persist_session(struct rx *rx)
 		return;
 	}
 	rx->persisted_seq = top;
+	rx->persisted_checked = rx->checked_below;
 }
 
 static void
@@ -195,8 +209,11 @@ on_tick(uv_timer_t *timer)
 	}
 	reasm_tick(rx, now);
 	rx_report_rejections(rx, now, false);
+	status_loss_summary(rx, now);
 	if (now - last_persist >= 1000) {
+		reasm_save_dirty(rx);
 		persist_session(rx);
+		status_write(rx);
 		last_persist = now;
 	}
 }
@@ -231,8 +248,11 @@ on_signal(uv_signal_t *s, int signum)
 	dd_notice("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	receiver_stop(rx);
 	persist_session(rx);
-	reasm_fail_all(rx, "diode-rx stopped before the transfer completed");
+	/* Partial transfers are kept: the sender's next pass can complete them
+	 * after a restart; if not, they are reported then. */
+	reasm_suspend_all(rx);
 	rx_report_rejections(rx, dd_mono_ms(), true);
+	status_write(rx);
 	uv_walk(rx->loop, close_walk, NULL);
 }
 
@@ -267,7 +287,7 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 	struct rx_settings *set = &rx->set;
 	char err[512], buf[256];
 	uint8_t *secret = NULL, public_key[DD_KEY_LEN];
-	uint64_t session = 0, seq = 0, granted = 0;
+	uint64_t session = 0, seq = 0, checked = 0, granted = 0;
 	struct stat st_inbox, st_staging;
 	int rc = -EINVAL;
 
@@ -284,6 +304,7 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 	set->quarantine = dd_config_str(cfg, "files", "quarantine");
 	set->overwrite = strcmp(dd_config_str(cfg, "files", "collision"), "overwrite") == 0;
 	set->max_file_size = dd_config_u64(cfg, "files", "max_file_size");
+	set->min_free = dd_config_u64(cfg, "files", "min_free");
 	set->max_transfers = (unsigned)dd_config_u64(cfg, "files", "max_transfers");
 	set->block_pool = (unsigned)dd_config_u64(cfg, "files", "block_pool");
 	if (dd_config_has(cfg, "files", "staging")) {
@@ -345,8 +366,14 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 		rc = -EINVAL;
 		goto out;
 	}
+	if (rc >= 0 && dd_state_get_u64(buf, "checked", &checked) == 0 && checked <= UINT32_MAX) {
+		rx->checked_below = rx->persisted_checked = (uint32_t)checked;
+		rx->checked_known = true;
+	}
 	rc = -EINVAL;
 	dd_crypto_rx_set_floor(rx->crypto, (uint32_t)session, seq);
+	rx->session = (uint32_t)session;
+	rx->persisted_seq = seq;
 	if (dd_config_has(cfg, "log", "audit") &&
 	    dd_audit_open(dd_config_str(cfg, "log", "audit"), err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: [log] audit: %s\n", dd_config_where(cfg, "log", "audit"), err);
@@ -372,6 +399,24 @@ out:
 	return rc;
 }
 
+/* Drop privileges and confine the process to the directories it writes. */
+static int
+restrict_process(struct rx *rx, const struct dd_config *cfg, struct dd_sandbox *sb)
+{
+	char err[1024];
+
+	dd_sandbox_allow(sb, rx->set.inbox, true);
+	dd_sandbox_allow(sb, rx->set.staging, true);
+	dd_sandbox_allow(sb, rx->set.quarantine, true);
+	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
+	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
+		dd_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -380,6 +425,7 @@ main(int argc, char **argv)
 	const char *config_path = NULL;
 	bool check_only = false, verbose = false;
 	char err[1024], where[80];
+	struct dd_sandbox sb;
 	int opt, rc = 1;
 
 	while ((opt = getopt(argc, argv, "c:nvh")) != -1) {
@@ -401,9 +447,19 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (config_path == NULL || optind != argc) {
+	if (config_path == NULL || (optind != argc && !(optind + 1 == argc &&
+						 strcmp(argv[optind], "status") == 0))) {
 		usage(stderr);
 		return 2;
+	}
+	if (optind + 1 == argc) {
+		if (dd_config_load(&cfg, config_path, rx_schema, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+		rc = status_print(dd_config_str(cfg, "state", "dir"));
+		dd_config_free(cfg);
+		return rc;
 	}
 	if (dd_crypto_init() != 0) {
 		fprintf(stderr, "diode-rx: libsodium failed to initialise\n");
@@ -416,6 +472,10 @@ main(int argc, char **argv)
 	dd_log_init("diode-rx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
 	rx.sock = rx.inbox_fd = rx.staging_fd = rx.quarantine_fd = rx.state_fd = -1;
 	rx.reject_rl.interval_ms = REJECT_REPORT_MS;
+	if (dd_sandbox_from_config(&sb, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
 	if (setup(&rx, cfg, check_only) != 0)
 		goto out;
 	if (check_only) {
@@ -428,7 +488,14 @@ main(int argc, char **argv)
 		dd_error("out of memory setting up reassembly");
 		goto out;
 	}
+	rx.journal_fd = -1;
+	if (partial_open(&rx, rx.session) != 0) {
+		dd_error("[state] dir: cannot keep the finished-transfer journal; refusing to run "
+			 "(a restart could deliver files twice)");
+		goto out;
+	}
 	writer_clean_staging(&rx);
+	partial_load_all(&rx, rx.session);
 	uv_timer_init(rx.loop, &rx.tick_timer);
 	rx.tick_timer.data = &rx;
 	uv_timer_start(&rx.tick_timer, on_tick, TICK_MS, TICK_MS);
@@ -439,6 +506,8 @@ main(int argc, char **argv)
 	uv_signal_start(&rx.sig_term, on_signal, SIGTERM);
 	uv_signal_start(&rx.sig_int, on_signal, SIGINT);
 	uv_signal_start(&rx.sig_hup, on_signal, SIGHUP);
+	if (restrict_process(&rx, cfg, &sb) != 0)
+		goto out;
 	dd_net_format(&rx.set.listen, where, sizeof(where));
 	dd_notice("listening on %s; delivering into %s", where, rx.set.inbox);
 	uv_run(rx.loop, UV_RUN_DEFAULT);

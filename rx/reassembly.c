@@ -10,7 +10,8 @@
 
 #define FINAL_GRACE_MS 2000     /* after the final manifest, wait this long for stragglers */
 #define BEACON_GRACE_MS 2000
-#define STALL_MS 60000          /* no datagram of a transfer this long: it failed */
+#define UNSEEN_GRACE_MS 16000   /* the sender's last manifest repeat is at +15 s */
+#define STALL_MS 60000          /* no datagram nor beacon word of a transfer this long: failed */
 
 int
 reasm_init(struct rx *rx)
@@ -72,8 +73,8 @@ is_finished(const struct rx *rx, uint32_t id)
 	return (rx->finished_bits[off / 64] >> (off % 64)) & 1;
 }
 
-static void
-mark_finished(struct rx *rx, uint32_t id)
+void
+reasm_mark_finished_quiet(struct rx *rx, uint32_t id)
 {
 	uint32_t off;
 
@@ -89,6 +90,15 @@ mark_finished(struct rx *rx, uint32_t id)
 	}
 	off = id - rx->finished_base;
 	rx->finished_bits[off / 64] |= (uint64_t)1 << (off % 64);
+}
+
+static void
+mark_finished(struct rx *rx, uint32_t id)
+{
+	if (is_finished(rx, id))
+		return;
+	reasm_mark_finished_quiet(rx, id);
+	partial_finished(rx, id);
 }
 
 static struct rx_transfer *
@@ -110,6 +120,7 @@ fail_transfer(struct rx *rx, struct rx_transfer *t, const char *reason, bool qua
 {
 	rx->c.files_failed++;
 	rx_audit_transfer(rx, "file_failed", t, reason, NULL);
+	rx_note_failure(rx, t, reason);
 	dd_warn("transfer %u-%u %s%s%s failed: %s", rx->session, t->id,
 		t->path ? "(" : "", t->path ? t->path : "", t->path ? ")" : "", reason);
 	writer_discard(rx, t, quarantine);
@@ -128,8 +139,9 @@ fail_missing(struct rx *rx, struct rx_transfer *t, const char *what)
 	fail_transfer(rx, t, reason, false);
 }
 
-static struct rx_transfer *
-new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, unsigned m_full)
+struct rx_transfer *
+reasm_new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, unsigned m_full,
+		   bool create)
 {
 	struct rx_transfer *t = NULL;
 	char reason[160];
@@ -170,12 +182,23 @@ new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, unsigne
 	t->first_ms = t->last_ms = dd_mono_ms();
 	t->done_bits = calloc((t->blocks + 63) / 64 + 1, sizeof(uint64_t));
 	if (t->done_bits == NULL || dd_digest_new(&t->digest) != 0 ||
-	    writer_stage_open(rx, t) != 0) {
+	    writer_stage_open(rx, t, create) != 0) {
+		if (!create) {
+			reasm_drop_transfer(rx, t);
+			return NULL;
+		}
 		fail_transfer(rx, t, "cannot create the staging file", false);
 		return NULL;
 	}
+	t->dirty = true;
 	rx->last_hit = t;
 	return t;
+}
+
+void
+reasm_drop_transfer(struct rx *rx, struct rx_transfer *t)
+{
+	release_transfer(rx, t);
 }
 
 static bool
@@ -338,6 +361,7 @@ complete_block(struct rx *rx, struct rx_transfer *t, struct rx_block *blk)
 	}
 	t->done_bits[blk->block / 64] |= (uint64_t)1 << (blk->block % 64);
 	t->blocks_done++;
+	t->dirty = true;
 	blk->done = true;
 	rc = advance_hash(rx, t);
 	if (rc != 0) {
@@ -359,7 +383,7 @@ reasm_fragment(struct rx *rx, const struct dd_frag *f, const uint8_t *payload)
 			rx->c.duplicates++;
 			return;
 		}
-		t = new_transfer(rx, f->transfer, f->size, f->k_full, 0);
+		t = reasm_new_transfer(rx, f->transfer, f->size, f->k_full, 0, true);
 		if (t == NULL)
 			return;
 	}
@@ -404,7 +428,7 @@ reasm_manifest(struct rx *rx, const struct dd_manifest *m)
 			rx->c.duplicates++;
 			return;
 		}
-		t = new_transfer(rx, m->transfer, m->size, m->k_full, m->m_full);
+		t = reasm_new_transfer(rx, m->transfer, m->size, m->k_full, m->m_full, true);
 		if (t == NULL)
 			return;
 	}
@@ -437,10 +461,19 @@ reasm_manifest(struct rx *rx, const struct dd_manifest *m)
 		release_transfer(rx, t);
 		return;
 	}
-	if ((m->flags & DD_MANIFEST_FINAL) && !t->final) {
-		t->final = true;
-		memcpy(t->sha256, m->sha256, DD_SHA256_LEN);
-		t->fail_at_ms = t->last_ms + FINAL_GRACE_MS;
+	if (m->flags & DD_MANIFEST_FINAL) {
+		if (!t->final) {
+			t->final = true;
+			t->dirty = true;
+			memcpy(t->sha256, m->sha256, DD_SHA256_LEN);
+		}
+		/* Only the last carousel pass can be given up on; earlier passes
+		 * leave gaps the next pass fills. */
+		if (m->pass + 1 >= m->passes && !t->last_pass_seen) {
+			t->last_pass_seen = true;
+			t->dirty = true;
+			t->fail_at_ms = t->last_ms + FINAL_GRACE_MS;
+		}
 		try_finish(rx, t);
 	}
 }
@@ -452,11 +485,72 @@ reasm_release_delivered(struct rx *rx, struct rx_transfer *t)
 	release_transfer(rx, t);
 }
 
+/* Every id below the sender's complete_below is finished there: whatever is
+ * still open here, or was never seen, is now known to be lost. */
+static void report_unseen(struct rx *rx, uint64_t now, bool force_one);
+
+static void
+check_complete_below(struct rx *rx, uint32_t complete_below, uint64_t now)
+{
+	unsigned budget = 100000; /* per beacon; the rest at the next one */
+
+	if (!rx->checked_known) {
+		/* First beacon of a fresh receiver: nothing earlier can be judged. */
+		rx->checked_below = complete_below;
+		rx->checked_known = true;
+		return;
+	}
+	while (rx->checked_below < complete_below && budget-- > 0) {
+		uint32_t id = rx->checked_below++;
+		struct rx_transfer *t;
+
+		if (is_finished(rx, id))
+			continue;
+		t = find_transfer(rx, id);
+		if (t != NULL) {
+			if (t->fail_at_ms == 0 || t->fail_at_ms > now + BEACON_GRACE_MS)
+				t->fail_at_ms = now + BEACON_GRACE_MS;
+			t->last_pass_seen = true;
+			continue;
+		}
+		/* Nothing of it arrived. The sender repeats final manifests for
+		 * 15 s: wait for one so the report can name the file. */
+		if (rx->unseen_len == sizeof(rx->unseen) / sizeof(rx->unseen[0]))
+			report_unseen(rx, now, true);
+		rx->unseen[(rx->unseen_head + rx->unseen_len++) % 1024] =
+			(struct rx_unseen){ .id = id, .report_at_ms = now + UNSEEN_GRACE_MS };
+	}
+}
+
+/* Report the oldest unseen transfers whose grace is over (or one, forced). */
+static void
+report_unseen(struct rx *rx, uint64_t now, bool force_one)
+{
+	while (rx->unseen_len > 0) {
+		struct rx_unseen *u = &rx->unseen[rx->unseen_head];
+		struct rx_transfer tmp = { .id = u->id, .fd = -1 };
+
+		if (!force_one && now < u->report_at_ms)
+			break;
+		force_one = false;
+		rx->unseen_head = (rx->unseen_head + 1) % 1024;
+		rx->unseen_len--;
+		if (is_finished(rx, u->id) || find_transfer(rx, u->id) != NULL)
+			continue; /* a manifest arrived after all: reported by path */
+		rx->c.files_failed++;
+		rx_audit_transfer(rx, "file_failed", &tmp,
+				  "lost entirely: no datagram of it arrived", NULL);
+		rx_note_failure(rx, &tmp, "lost entirely");
+		dd_warn("transfer %u-%u was sent but nothing of it arrived (not even its "
+			"manifest)", rx->session, u->id);
+		mark_finished(rx, u->id);
+	}
+}
+
 void
 reasm_beacon(struct rx *rx, const struct dd_beacon *b, uint64_t beacon_seq)
 {
 	uint64_t now = dd_mono_ms();
-	uint64_t beacon_first_seq = rx->first_seq;
 
 	for (unsigned i = 0; i < b->count; i++) {
 		const struct dd_beacon_entry *e = &b->entries[i];
@@ -467,56 +561,87 @@ reasm_beacon(struct rx *rx, const struct dd_beacon *b, uint64_t beacon_seq)
 		t = find_transfer(rx, e->transfer);
 		if (e->status == DD_XFER_SENDING) {
 			/* Still being sent (maybe slowly, sharing the link with other
-			 * files): not stalled. */
+			 * files, or between carousel passes): not stalled. */
 			if (t != NULL)
 				t->last_ms = now;
 			continue;
 		}
-		if (t == NULL && e->last_seq < beacon_first_seq) {
-			/* It left before this process started listening: nothing can be
-			 * said about it here (a restarted receiver). */
+		if (t == NULL && e->status == DD_XFER_ABANDONED) {
 			mark_finished(rx, e->transfer);
 			continue;
 		}
-		if (t == NULL) {
-			/* Sent completely, yet nothing of it arrived here. */
-			struct rx_transfer tmp = { .id = e->transfer, .size = e->size, .fd = -1 };
-
-			if (e->status == DD_XFER_ABANDONED) {
-				mark_finished(rx, e->transfer);
-				continue;
-			}
-			rx->c.files_failed++;
-			rx_audit_transfer(rx, "file_failed", &tmp,
-					  "lost entirely: no datagram of it arrived", NULL);
-			dd_warn("transfer %u-%u (%" PRIu64 " bytes) was sent but nothing of it "
-				"arrived", rx->session, e->transfer, e->size);
-			mark_finished(rx, e->transfer);
-			continue;
-		}
-		if (t->fail_at_ms == 0)
-			t->fail_at_ms = now + BEACON_GRACE_MS;
 	}
+	check_complete_below(rx, b->complete_below, now);
 	(void)beacon_seq;
 }
 
 void
 reasm_tick(struct rx *rx, uint64_t now_ms)
 {
+	report_unseen(rx, now_ms, false);
 	for (unsigned i = 0; i < rx->set.max_transfers; i++) {
 		struct rx_transfer *t = &rx->transfers[i];
 
 		if (!t->used)
 			continue;
-		if (t->fail_at_ms != 0 && now_ms >= t->fail_at_ms && now_ms - t->last_ms >= 500) {
+		if (t->fail_at_ms != 0 && t->last_pass_seen && now_ms >= t->fail_at_ms &&
+		    now_ms - t->last_ms >= 500) {
 			if (!t->final)
 				fail_missing(rx, t, "final manifest never arrived");
 			else
-				fail_missing(rx, t, "loss beyond repair");
+				fail_missing(rx, t, "loss beyond repair after the last pass");
 		} else if (now_ms - t->last_ms >= STALL_MS) {
-			fail_missing(rx, t, "no data for 60 s");
+			fail_missing(rx, t, "no data and no word from the sender for 60 s");
 		}
 	}
+}
+
+void
+reasm_save_dirty(struct rx *rx)
+{
+	for (unsigned i = 0; i < rx->set.max_transfers; i++) {
+		struct rx_transfer *t = &rx->transfers[i];
+
+		if (t->used && t->dirty && partial_save(rx, t) != 0) {
+			static struct dd_ratelimit rl = { .interval_ms = 60000 };
+
+			if (dd_ratelimit_ok(&rl, dd_mono_ms(), NULL))
+				dd_error("staging: cannot save partial state of transfer %u-%u: %s",
+					 rx->session, t->id, strerror(errno));
+		}
+	}
+}
+
+void
+reasm_suspend_all(struct rx *rx)
+{
+	unsigned saved = 0;
+
+	/* Ids never seen would be forgotten past the persisted checkpoint. */
+	while (rx->unseen_len > 0)
+		report_unseen(rx, 0, true);
+	for (unsigned i = 0; i < rx->set.max_transfers; i++) {
+		struct rx_transfer *t = &rx->transfers[i];
+
+		if (!t->used)
+			continue;
+		if (partial_save(rx, t) == 0)
+			saved++;
+		release_transfer(rx, t);
+	}
+	if (saved > 0)
+		dd_notice("kept %u partial transfers in %s for the next start", saved,
+			  rx->set.staging);
+}
+
+unsigned
+reasm_active(const struct rx *rx)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < rx->set.max_transfers; i++)
+		n += rx->transfers[i].used;
+	return n;
 }
 
 void
@@ -527,4 +652,8 @@ reasm_fail_all(struct rx *rx, const char *reason)
 			fail_transfer(rx, &rx->transfers[i], reason, false);
 	rx->finished_base = 0;
 	memset(rx->finished_bits, 0, sizeof(rx->finished_bits));
+	while (rx->unseen_len > 0)
+		report_unseen(rx, 0, true);
+	rx->checked_below = 0;
+	rx->checked_known = false;
 }

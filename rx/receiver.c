@@ -24,13 +24,23 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 
 	dd_keys_fingerprint(a->sender, fp);
 	if (result == DD_ANNOUNCE_NEW_SESSION) {
-		if (rx->session != 0 && rx->session != h->session)
+		bool restarted = rx->session != 0 && rx->session != h->session;
+
+		if (restarted)
 			reasm_fail_all(rx, "the sender restarted (new session) before it completed");
 		rx->session = h->session;
+		if (restarted || rx->journal_fd < 0)
+			partial_rewrite_journal(rx, h->session);
 		rx->plain_len = a->dgram_size - DD_SEALED_OVERHEAD;
 		rx->frag_len = dd_wire_frag_len(a->dgram_size);
 		rx->persisted_seq = 0;
-		rx->first_seq = h->seq;
+		rx->seq_top = h->seq;
+		if (h->seq <= 16) {
+			/* We hear the session from its first datagrams: every transfer
+			 * id of it can be accounted for. */
+			rx->checked_below = 1;
+			rx->checked_known = true;
+		}
 		rx_report_rejections(rx, dd_mono_ms(), true);
 		rx->delivered_before += rx->c.files_delivered;
 		rx->failed_before += rx->c.files_failed;
@@ -48,6 +58,22 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 	}
 }
 
+/* Gaps in the authentic sequence are datagrams lost on the link (or still on
+ * their way: a late one turns a loss into a reordering). */
+static void
+count_sequence(struct rx *rx, uint64_t seq)
+{
+	if (seq > rx->seq_top) {
+		if (rx->seq_top != 0)
+			rx->c.lost += seq - rx->seq_top - 1;
+		rx->seq_top = seq;
+	} else {
+		rx->c.reordered++;
+		if (rx->c.lost > 0)
+			rx->c.lost--;
+	}
+}
+
 static void
 handle_announce(struct rx *rx, const struct dd_hdr *h, const uint8_t *buf, size_t len)
 {
@@ -58,11 +84,13 @@ handle_announce(struct rx *rx, const struct dd_hdr *h, const uint8_t *buf, size_
 	switch (rc) {
 	case DD_ANNOUNCE_KNOWN:
 		rx->last_auth_ms = dd_mono_ms();
+		count_sequence(rx, h->seq);
 		return;
 	case DD_ANNOUNCE_NEW_SESSION:
 	case DD_ANNOUNCE_NEW_EPOCH:
 		rx->last_auth_ms = dd_mono_ms();
 		announce_event(rx, h, &a, rc);
+		count_sequence(rx, h->seq);
 		return;
 	case -EKEYREJECTED:
 	case -EXDEV:
@@ -124,6 +152,7 @@ rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
 	/* Authentic from here on: only now is the inside parsed. */
 	rx->c.accepted++;
 	rx->last_auth_ms = dd_mono_ms();
+	count_sequence(rx, h.seq);
 	switch (plain[0]) {
 	case DD_KIND_FRAGMENT: {
 		struct dd_frag f;

@@ -21,6 +21,7 @@ struct rx_settings {
 	const char *inbox, *staging, *quarantine;
 	bool overwrite;
 	uint64_t max_file_size;
+	uint64_t min_free;      /* bytes to keep free on the inbox file system */
 	unsigned max_transfers;
 	unsigned block_pool;
 };
@@ -61,12 +62,15 @@ struct rx_transfer {
 	uint64_t first_ms, last_ms;
 	uint64_t fail_at_ms;   /* 0: no deadline */
 	uint64_t datagrams;
+	bool last_pass_seen;   /* the final manifest of the sender's last pass arrived */
+	bool dirty;            /* progress not yet saved as partial state */
 };
 
 struct rx_counters {
 	uint64_t received, accepted, announces;
 	uint64_t malformed, no_key, bad_tag, replay, unknown_sender, stale, rate_limited;
 	uint64_t duplicates, blocks_recovered, blocks_lost;
+	uint64_t lost, reordered; /* sequence gaps, and gaps later filled */
 	uint64_t files_delivered, files_failed;
 };
 
@@ -85,7 +89,7 @@ struct rx {
 	uint32_t session;
 	size_t frag_len, plain_len;
 	uint64_t persisted_seq;
-	uint64_t first_seq;   /* first authentic seq this process saw in the session */
+	uint32_t persisted_checked;
 	uint64_t last_auth_ms;
 	bool link_up;
 
@@ -96,6 +100,23 @@ struct rx {
 	uint32_t finished_base;
 	uint64_t finished_bits[RX_FINISHED_BITS / 64];
 	uint8_t *scratch;             /* one block, for hashing from disk */
+	uint32_t checked_below;       /* every id below it is finished or reported */
+	struct rx_unseen {
+		uint32_t id;
+		uint64_t report_at_ms;
+	} unseen[1024];               /* ids sent but never seen: reported after a grace */
+	unsigned unseen_head, unseen_len;
+	bool checked_known;
+	int journal_fd;               /* finished-transfer journal, O_APPEND */
+	unsigned journal_lines;
+	uint64_t seq_top;             /* highest authentic seq, for gap counting */
+	struct rx_failure {
+		uint64_t when_ms;
+		char id[32];
+		char path[128];
+		char reason[96];
+	} failures[8];               /* most recent failures, for the status file */
+	unsigned nfailures;
 
 	struct rx_counters c, c_reported;     /* this session */
 	uint64_t delivered_before, failed_before; /* earlier sessions of this process */
@@ -119,17 +140,42 @@ void reasm_tick(struct rx *rx, uint64_t now_ms);
 void reasm_fail_all(struct rx *rx, const char *reason);
 /* Forget a transfer the writer has finished with (delivered or rejected). */
 void reasm_release_delivered(struct rx *rx, struct rx_transfer *t);
+/* Create a transfer (resume: reopen its staging file instead of creating it). */
+struct rx_transfer *reasm_new_transfer(struct rx *rx, uint32_t id, uint64_t size,
+				       unsigned k_full, unsigned m_full, bool create);
+void reasm_drop_transfer(struct rx *rx, struct rx_transfer *t);
+void reasm_mark_finished_quiet(struct rx *rx, uint32_t id);
+/* Save every transfer in progress as partial state and close it (stopping). */
+void reasm_suspend_all(struct rx *rx);
+/* Save the partial state of transfers that progressed (periodic). */
+void reasm_save_dirty(struct rx *rx);
+unsigned reasm_active(const struct rx *rx);
+
+/* partial.c */
+int partial_open(struct rx *rx, uint32_t session);
+int partial_rewrite_journal(struct rx *rx, uint32_t session);
+void partial_finished(struct rx *rx, uint32_t id);
+int partial_save(struct rx *rx, struct rx_transfer *t);
+void partial_remove(struct rx *rx, const struct rx_transfer *t);
+int partial_load_all(struct rx *rx, uint32_t session);
 
 /* writer.c */
-int writer_stage_open(struct rx *rx, struct rx_transfer *t);
+int writer_stage_open(struct rx *rx, struct rx_transfer *t, bool create);
 /* Verify, fsync and rename into the inbox; quarantine on failure. */
 void writer_deliver(struct rx *rx, struct rx_transfer *t);
 /* Remove or quarantine the staging file of a transfer that did not complete. */
 void writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine);
 void writer_clean_staging(struct rx *rx);
 
+/* status.c */
+void status_loss_summary(struct rx *rx, uint64_t now);
+void status_write(struct rx *rx);
+int status_print(const char *state_dir);
+
 /* main.c: audit helpers shared by the roles */
 void rx_report_rejections(struct rx *rx, uint64_t now, bool force);
+/* Remember a failure for the status file. */
+void rx_note_failure(struct rx *rx, const struct rx_transfer *t, const char *reason);
 void rx_audit_transfer(struct rx *rx, const char *event, const struct rx_transfer *t,
 		       const char *reason, const char *delivered_as);
 

@@ -7,18 +7,60 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "path.h"
 #include "rx.h"
 
-int
-writer_stage_open(struct rx *rx, struct rx_transfer *t)
+/* Whether the inbox file system can take t whole and still keep [files]
+ * min_free: the space not yet written by the other transfers in progress
+ * (staging files are sparse) counts as taken. 0, or -ENOSPC with the reason. */
+static int
+space_check(struct rx *rx, const struct rx_transfer *t, char *reason, size_t len)
 {
+	struct statvfs vfs;
+	struct stat st;
+	uint64_t avail, pending = 0, allocated;
+
+	if (fstatvfs(rx->staging_fd, &vfs) < 0)
+		return 0; /* cannot tell: the writes will say */
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	for (unsigned i = 0; i < rx->set.max_transfers; i++) {
+		const struct rx_transfer *o = &rx->transfers[i];
+
+		if (o == t || !o->used || o->fd < 0 || fstat(o->fd, &st) < 0)
+			continue;
+		allocated = (uint64_t)st.st_blocks * 512;
+		if (o->size > allocated)
+			pending += o->size - allocated;
+	}
+	if (t->size <= avail && pending <= avail - t->size &&
+	    rx->set.min_free <= avail - t->size - pending)
+		return 0;
+	snprintf(reason, len, "not enough space on the inbox file system: %" PRIu64 " bytes for "
+		 "this file + %" PRIu64 " still to be written by other transfers + [files] "
+		 "min_free %" PRIu64 " > %" PRIu64 " bytes free", t->size, pending,
+		 rx->set.min_free, avail);
+	return -ENOSPC;
+}
+
+int
+writer_stage_open(struct rx *rx, struct rx_transfer *t, bool create)
+{
+	char reason[300];
+
+	t->fd = -1;
+	if (create && space_check(rx, t, reason, sizeof(reason)) != 0) {
+		rx_audit_transfer(rx, "staging_refused", t, reason, NULL);
+		dd_error("transfer %u-%u refused: %s; free space or lower [files] min_free",
+			 rx->session, t->id, reason);
+		return -ENOSPC;
+	}
 	snprintf(t->stage_name, sizeof(t->stage_name), "%" PRIu32 "-%" PRIu32 ".part",
 		 rx->session, t->id);
 	t->fd = openat(rx->staging_fd, t->stage_name,
-		       O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		       O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
 	if (t->fd < 0) {
 		dd_error("staging: cannot create %s/%s: %s", rx->set.staging, t->stage_name,
 			 strerror(errno));
@@ -35,6 +77,9 @@ writer_clean_staging(struct rx *rx)
 	struct dirent *de;
 	unsigned removed = 0;
 
+	/* dup shares the offset with the directory fd: start from the top. */
+	if (d != NULL)
+		rewinddir(d);
 	if (d == NULL) {
 		if (fd >= 0)
 			close(fd);
@@ -43,8 +88,16 @@ writer_clean_staging(struct rx *rx)
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 
-		if (n > 5 && strcmp(de->d_name + n - 5, ".part") == 0 &&
-		    unlinkat(rx->staging_fd, de->d_name, 0) == 0)
+		char meta[300];
+		struct stat st;
+
+		if (n <= 5 || strcmp(de->d_name + n - 5, ".part") != 0)
+			continue;
+		/* Partial files with metadata are resumed; the others are debris. */
+		snprintf(meta, sizeof(meta), "%.*s.meta", (int)(n - 5), de->d_name);
+		if (fstatat(rx->staging_fd, meta, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		if (unlinkat(rx->staging_fd, de->d_name, 0) == 0)
 			removed++;
 	}
 	closedir(d);
@@ -103,6 +156,7 @@ writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine)
 			dd_error("quarantine: cannot keep %s: %s", name, strerror(-rc));
 	}
 	unlinkat(rx->staging_fd, t->stage_name, 0);
+	partial_remove(rx, t);
 	close(t->fd);
 	t->fd = -1;
 }
@@ -183,6 +237,7 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 		goto failed;
 	}
 	rx->c.files_delivered++;
+	partial_remove(rx, t);
 	rx_audit_transfer(rx, "file_delivered", t, NULL, delivered_as);
 	dd_info("delivered %s (%" PRIu64 " bytes, transfer %u-%u, %" PRIu64 " ms)", delivered_as,
 		t->size, rx->session, t->id, dd_mono_ms() - t->first_ms);

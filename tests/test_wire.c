@@ -61,6 +61,7 @@ assert_beacon_equal(const struct dd_beacon *a, const struct dd_beacon *b)
 	assert_int_equal(a->files_queued, b->files_queued);
 	assert_int_equal(a->transfers_active, b->transfers_active);
 	assert_int_equal(a->transfers_done, b->transfers_done);
+	assert_int_equal(a->complete_below, b->complete_below);
 	assert_int_equal(a->count, b->count);
 	for (size_t i = 0; i < a->count; i++) {
 		const struct dd_beacon_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -147,6 +148,8 @@ golden_manifest(void)
 		.mode = 0644,
 		.k_full = 32,
 		.m_full = 8,
+		.pass = 0,
+		.passes = 1,
 		.path_len = sizeof(GOLDEN_PATH) - 1,
 		.path = GOLDEN_PATH,
 	};
@@ -201,6 +204,7 @@ golden_beacon(void)
 		.files_queued = 5,
 		.transfers_active = 2,
 		.transfers_done = 9,
+		.complete_below = 0x0a0b0c0d,
 		.count = 3,
 	};
 
@@ -865,11 +869,14 @@ test_wire_manifest_parse_rejects_bad_fields(void **state)
 	put_manifest_plain(plain, &m);
 	expect_manifest_refused(plain, PLAIN_LEN, "FINAL|ABORT");
 
-	for (size_t off = 30; off < 32; off++) {
-		put_manifest_plain(plain, &g);
-		plain[off] = 1;
-		expect_manifest_refused(plain, PLAIN_LEN, "reserved byte set");
-	}
+	m = g;
+	m.passes = 0;
+	put_manifest_plain(plain, &m);
+	expect_manifest_refused(plain, PLAIN_LEN, "passes 0");
+	m.passes = 3;
+	m.pass = 3;
+	put_manifest_plain(plain, &m);
+	expect_manifest_refused(plain, PLAIN_LEN, "pass 3 of 3");
 	m = g;
 	m.mode = 010000;
 	put_manifest_plain(plain, &m);
@@ -1022,8 +1029,10 @@ manifest_flip_refused(size_t byte, unsigned bit)
 		return bit == 5; /* k_full 32 -> 0; the largest flip, 160 + 8, fits 255 */
 	if (byte == 29)
 		return false; /* m_full 8: at most 136 + 32 */
-	if (byte < 32)
-		return true; /* reserved */
+	if (byte == 30)
+		return true; /* pass 0 of 1: any flip makes pass >= passes */
+	if (byte == 31)
+		return bit == 0; /* passes 1 -> 0; larger pass counts are fine */
 	return false; /* digest of a FINAL manifest: any value */
 }
 
@@ -1055,8 +1064,8 @@ test_wire_manifest_every_header_bit_flip_refused_exactly_when_invalid(void **sta
 		}
 		plain[byte] ^= (uint8_t)(1u << (bit % 8));
 	}
-	/* kind 8, flags 8, path_len 16, size 16, mode 20, k_full 1, reserved 16 */
-	assert_int_equal(refused, 85);
+	/* kind 8, flags 8, path_len 16, size 16, mode 20, k_full 1, pass 8, passes 1 */
+	assert_int_equal(refused, 78);
 }
 
 /* ------------------------------------------------------------------ beacon */
@@ -1179,7 +1188,7 @@ test_wire_beacon_parse_rejects_nonzero_padding(void **state)
 	struct dd_beacon b = golden_beacon();
 	uint8_t plain[PLAIN_LEN];
 	size_t used = put_beacon_plain(plain, &b);
-	size_t spots[] = { 1, 44, 45, 46, 47,
+	size_t spots[] = { 1,
 			   DD_BEACON_HDR_LEN + 6, DD_BEACON_HDR_LEN + 7,
 			   DD_BEACON_HDR_LEN + 2 * DD_BEACON_ENTRY_LEN + 6,
 			   used, used + 1, PLAIN_LEN - 1 };

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "state.h"
 #include "tx.h"
+#include "sandbox.h"
 
 #define SESSION_FILE "tx-session"
 #define REKEY_OVERLAP_MS 3000
@@ -27,6 +28,8 @@ static const struct dd_config_key tx_schema[] = {
 	{ "link", "interleave", DD_CFG_UINT, false, "8", 1, 64, NULL, false },
 	{ "link", "cipher", DD_CFG_ENUM, false, "auto", 0, 0, "auto|aes256gcm|chacha20poly1305", false },
 	{ "link", "rekey", DD_CFG_DURATION, false, "1h", 10000, 0, NULL, false },
+	{ "link", "repeat", DD_CFG_UINT, false, "1", 1, 16, NULL, false },
+	{ "link", "repeat_gap", DD_CFG_DURATION, false, "2s", 0, 3600000, NULL, false },
 	{ "link", "sndbuf", DD_CFG_SIZE, false, "4M", 65536, 1ull << 30, NULL, false },
 	{ "keys", "secret", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "keys", "peer", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
@@ -38,6 +41,7 @@ static const struct dd_config_key tx_schema[] = {
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
 
@@ -253,6 +257,8 @@ setup(struct tx *tx, const struct dd_config *cfg, bool check_only)
 		goto out;
 	}
 	set->rekey_ms = dd_config_u64(cfg, "link", "rekey");
+	set->repeat = (unsigned)dd_config_u64(cfg, "link", "repeat");
+	set->repeat_gap_ms = dd_config_u64(cfg, "link", "repeat_gap");
 	set->sndbuf = dd_config_u64(cfg, "link", "sndbuf");
 	set->outbox = dd_config_str(cfg, "files", "outbox");
 	set->sent = dd_config_str(cfg, "files", "sent");
@@ -333,6 +339,23 @@ out:
 	return rc;
 }
 
+/* Drop privileges and confine the process to the directories it writes. */
+static int
+restrict_process(struct tx *tx, const struct dd_config *cfg, struct dd_sandbox *sb)
+{
+	char err[1024];
+
+	dd_sandbox_allow(sb, tx->set.outbox, true);
+	dd_sandbox_allow(sb, tx->set.sent, true);
+	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
+	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
+		dd_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -341,6 +364,7 @@ main(int argc, char **argv)
 	const char *config_path = NULL;
 	bool check_only = false, verbose = false;
 	char err[1024];
+	struct dd_sandbox sb;
 	uint32_t ring_cap;
 	uint64_t burst;
 	int opt, rc;
@@ -378,6 +402,11 @@ main(int argc, char **argv)
 	}
 	dd_log_init("diode-tx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
 	tx.sock = -1;
+	if (dd_sandbox_from_config(&sb, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		dd_config_free(cfg);
+		return 1;
+	}
 	if (setup(&tx, cfg, check_only) != 0) {
 		dd_config_free(cfg);
 		return 1;
@@ -447,6 +476,8 @@ main(int argc, char **argv)
 		dd_error("outbox %s: %s", tx.set.outbox, strerror(-rc));
 		return 1;
 	}
+	if (restrict_process(&tx, cfg, &sb) != 0)
+		return 1;
 	sched_fill(&tx);
 	uv_run(tx.loop, UV_RUN_DEFAULT);
 	uv_run(tx.loop, UV_RUN_NOWAIT);

@@ -104,6 +104,8 @@ put_manifest(struct tx *tx, struct tx_transfer *t, uint8_t *plain, uint8_t flags
 		.mode = (uint32_t)(t->st.st_mode & 0777),
 		.k_full = (uint8_t)t->k_full,
 		.m_full = (uint8_t)t->m_full,
+		.pass = (uint8_t)t->pass,
+		.passes = (uint8_t)t->passes,
 		.path_len = (uint16_t)strlen(t->entry->rel),
 		.path = t->entry->rel,
 	};
@@ -125,8 +127,6 @@ data_plain(struct tx *tx, struct tx_transfer *last_of)
 	meta->last_of = last_of;
 	return ring_slot(&tx->data, idx) + DD_HDR_LEN;
 }
-
-static void on_repeat_timer(uv_timer_t *timer);
 
 static void
 free_transfer(struct tx_transfer *t)
@@ -166,6 +166,7 @@ start_transfer(struct tx *tx, struct spool_entry *e)
 	t->blocks = dd_wire_block_count(t->size, t->k_full, tx->frag_len);
 	t->started_ms = dd_mono_ms();
 	t->state = XFER_SENDING;
+	t->passes = tx->set.repeat;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	audit_transfer("file_queued", tx, t, NULL);
 	dd_debug("sending %s (%llu bytes) as transfer %u-%u", e->rel,
@@ -248,7 +249,8 @@ produce_group(struct tx *tx, struct tx_transfer *t)
 			plain = data_plain(tx, NULL);
 			f = (struct dd_frag){
 				.k = (uint8_t)ks[j], .m = (uint8_t)ms[j], .index = (uint8_t)i,
-				.k_full = (uint8_t)t->k_full, .transfer = t->id,
+				.k_full = (uint8_t)t->k_full, .pass = (uint8_t)t->pass,
+				.transfer = t->id,
 				.block = t->next_block + j, .size = t->size,
 			};
 			dd_wire_put_frag(plain, &f);
@@ -303,11 +305,15 @@ unlink_active(struct tx *tx, struct tx_transfer *t)
 	tx->nactive--;
 }
 
-/* All data produced: check the file did not change, then the final manifest. */
+/* A pass is produced: check the file did not change (also against the digest
+ * of the first pass), then its final manifest. Between passes the transfer
+ * waits; after the last one it waits for the final manifest to leave. */
 static void
-finish_transfer(struct tx *tx, struct tx_transfer *t)
+finish_pass(struct tx *tx, struct tx_transfer *t)
 {
+	uint8_t digest[DD_SHA256_LEN];
 	struct stat now;
+	bool last;
 
 	if (!t->aborted) {
 		if (fstat(t->fd, &now) < 0 || now.st_nlink == 0)
@@ -317,21 +323,75 @@ finish_transfer(struct tx *tx, struct tx_transfer *t)
 			 now.st_mtim.tv_nsec != t->st.st_mtim.tv_nsec)
 			abort_transfer(t, "file changed while being sent");
 	}
-	if (!t->aborted)
-		dd_digest_final(t->digest, t->sha256);
+	if (!t->aborted) {
+		dd_digest_final(t->digest, digest);
+		if (t->pass == 0)
+			memcpy(t->sha256, digest, DD_SHA256_LEN);
+		else if (memcmp(digest, t->sha256, DD_SHA256_LEN) != 0)
+			abort_transfer(t, "file changed between carousel passes");
+	}
+	last = t->aborted || t->pass + 1 >= t->passes;
 	unlink_active(tx, t);
-	t->state = XFER_FINISHING;
-	t->next = tx->finishing;
-	tx->finishing = t;
-	t->manifest = malloc(tx->plain_len);
+	if (t->manifest == NULL)
+		t->manifest = malloc(tx->plain_len);
 	if (t->manifest == NULL) {
 		/* No repeats then; the copy in the ring is still sent. */
-		put_manifest(tx, t, data_plain(tx, t),
+		put_manifest(tx, t, data_plain(tx, last ? t : NULL),
 			     t->aborted ? DD_MANIFEST_ABORT : DD_MANIFEST_FINAL);
+	} else {
+		put_manifest(tx, t, t->manifest,
+			     t->aborted ? DD_MANIFEST_ABORT : DD_MANIFEST_FINAL);
+		memcpy(data_plain(tx, last ? t : NULL), t->manifest, tx->plain_len);
+	}
+	if (last) {
+		t->state = XFER_FINISHING;
+		t->next = tx->finishing;
+		tx->finishing = t;
 		return;
 	}
-	put_manifest(tx, t, t->manifest, t->aborted ? DD_MANIFEST_ABORT : DD_MANIFEST_FINAL);
-	memcpy(data_plain(tx, t), t->manifest, tx->plain_len);
+	t->state = XFER_WAITING;
+	t->resume_ms = dd_mono_ms() + tx->set.repeat_gap_ms;
+	t->next = tx->waiting;
+	tx->waiting = t;
+	sched_arm_timer(tx);
+}
+
+static void
+append_active(struct tx *tx, struct tx_transfer *t)
+{
+	struct tx_transfer **p = &tx->active;
+
+	/* Append so that round-robin order is arrival order. */
+	t->next = NULL;
+	while (*p != NULL)
+		p = &(*p)->next;
+	*p = t;
+	tx->nactive++;
+}
+
+/* Start the next pass of the transfers whose pause is over. */
+static void
+resume_waiting(struct tx *tx)
+{
+	struct tx_transfer **p = &tx->waiting;
+	uint64_t now = dd_mono_ms();
+
+	while (*p != NULL) {
+		struct tx_transfer *t = *p;
+
+		if (now < t->resume_ms || tx->nactive >= tx->set.max_active) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		t->pass++;
+		t->next_block = 0;
+		t->state = XFER_SENDING;
+		dd_digest_reset(t->digest);
+		dd_debug("transfer %u-%u (%s): pass %u of %u", tx->session, t->id, t->entry->rel,
+			 t->pass + 1, t->passes);
+		append_active(tx, t);
+	}
 }
 
 void
@@ -341,6 +401,8 @@ sched_fill(struct tx *tx)
 
 	if (tx->stopping)
 		return;
+	if (tx->waiting != NULL)
+		resume_waiting(tx);
 	for (;;) {
 		struct tx_transfer *t;
 		unsigned need;
@@ -348,15 +410,8 @@ sched_fill(struct tx *tx)
 		while (tx->nactive < tx->set.max_active && ring_free_slots(&tx->data) > 2 &&
 		       (e = spool_take(tx->spool)) != NULL) {
 			t = start_transfer(tx, e);
-			if (t == NULL)
-				continue;
-			t->next = NULL;
-			/* Append so that round-robin order is arrival order. */
-			struct tx_transfer **p = &tx->active;
-			while (*p != NULL)
-				p = &(*p)->next;
-			*p = t;
-			tx->nactive++;
+			if (t != NULL)
+				append_active(tx, t);
 		}
 		if (tx->active == NULL)
 			break;
@@ -365,7 +420,7 @@ sched_fill(struct tx *tx)
 			if (ring_free_slots(&tx->data) < 1)
 				break;
 			tx->rr_next = t->next;
-			finish_transfer(tx, t);
+			finish_pass(tx, t);
 			continue;
 		}
 		need = group_slots(tx, t);
@@ -375,6 +430,19 @@ sched_fill(struct tx *tx)
 		tx->rr_next = t->next;
 	}
 	sender_kick(tx);
+}
+
+uint32_t
+sched_complete_below(const struct tx *tx)
+{
+	const struct tx_transfer *lists[3] = { tx->active, tx->waiting, tx->finishing };
+	uint32_t lowest = tx->next_transfer + 1;
+
+	for (size_t l = 0; l < 3; l++)
+		for (const struct tx_transfer *t = lists[l]; t != NULL; t = t->next)
+			if (t->state != XFER_REPEATING && t->id < lowest)
+				lowest = t->id;
+	return lowest;
 }
 
 static void
@@ -455,17 +523,22 @@ sched_on_last_sent(struct tx *tx, struct tx_transfer *t, uint64_t seq)
 		t->entry = NULL;
 	}
 	t->state = XFER_REPEATING;
-	t->repeats_left = t->manifest != NULL ? 3 : 0;
+	/* Repeat the final manifest at +0.1, +0.4, +1.4, +5 and +15 s, so a lost
+	 * copy or an outage does not leave the receiver without the digest, or
+	 * without the path of a transfer it must report as lost. When many files
+	 * are in flight only the short tail is kept, bounding memory. */
+	t->repeats_left = t->manifest == NULL ? 0 : tx->nrepeating < 1024 ? 5 : 3;
 	t->next_repeat_ms = dd_mono_ms() + 100;
-	if (!uv_is_active((uv_handle_t *)&tx->repeat_timer))
-		uv_timer_start(&tx->repeat_timer, on_repeat_timer, 50, 50);
+	tx->nrepeating++;
+	sched_arm_timer(tx);
 	sched_fill(tx);
 }
 
-/* Repeat final manifests at +100 ms, +400 ms and +1.4 s, so losing one copy,
- * or a short outage, does not lose the file; then forget the transfer. */
+/* Gaps after the first repeat (+100 ms): +400 ms, +1.4 s, +5 s, +15 s. */
+static const uint64_t repeat_gaps_ms[] = { 300, 1000, 3600, 10000 };
+
 static void
-on_repeat_timer(uv_timer_t *timer)
+on_sched_timer(uv_timer_t *timer)
 {
 	struct tx *tx = timer->data;
 	struct tx_transfer **p = &tx->finishing;
@@ -480,27 +553,37 @@ on_repeat_timer(uv_timer_t *timer)
 			if (plain == NULL)
 				break;
 			memcpy(plain, t->manifest, tx->plain_len);
+			t->next_repeat_ms = now + repeat_gaps_ms[t->repeats_done++ % 4];
 			t->repeats_left--;
-			t->next_repeat_ms = now + (t->repeats_left == 2 ? 300 : 1000);
 		}
 		if (t->state == XFER_REPEATING && t->repeats_left == 0) {
 			*p = t->next;
+			tx->nrepeating--;
 			free_transfer(t);
 			continue;
 		}
 		p = &t->next;
 	}
-	if (tx->finishing == NULL)
+	if (tx->waiting != NULL)
+		sched_fill(tx);
+	if (tx->finishing == NULL && tx->waiting == NULL)
 		uv_timer_stop(timer);
 	sender_kick(tx);
 }
 
 void
+sched_arm_timer(struct tx *tx)
+{
+	if (!uv_is_active((uv_handle_t *)&tx->repeat_timer))
+		uv_timer_start(&tx->repeat_timer, on_sched_timer, 50, 50);
+}
+
+void
 sched_abort_all(struct tx *tx)
 {
-	struct tx_transfer *lists[2] = { tx->active, tx->finishing };
+	struct tx_transfer *lists[3] = { tx->active, tx->waiting, tx->finishing };
 
-	for (size_t l = 0; l < 2; l++)
+	for (size_t l = 0; l < 3; l++)
 		for (struct tx_transfer *t = lists[l]; t != NULL; t = t->next) {
 			uint8_t *plain;
 
@@ -517,13 +600,13 @@ sched_abort_all(struct tx *tx)
 void
 sched_free_all(struct tx *tx)
 {
-	struct tx_transfer *lists[2] = { tx->active, tx->finishing }, *t, *next;
+	struct tx_transfer *lists[3] = { tx->active, tx->waiting, tx->finishing }, *t, *next;
 
-	for (size_t l = 0; l < 2; l++)
+	for (size_t l = 0; l < 3; l++)
 		for (t = lists[l]; t != NULL; t = next) {
 			next = t->next;
 			free_transfer(t);
 		}
-	tx->active = tx->finishing = tx->rr_next = NULL;
+	tx->active = tx->finishing = tx->waiting = tx->rr_next = NULL;
 	tx->nactive = 0;
 }

@@ -63,10 +63,14 @@ sender_queue_beacon(struct tx *tx)
 	b.files_queued = spool_queued(tx->spool);
 	b.transfers_active = tx->nactive;
 	b.transfers_done = (uint32_t)(tx->files_sent + tx->files_abandoned);
-	for (struct tx_transfer *t = tx->active; t != NULL && b.count < cap; t = t->next)
-		b.entries[b.count++] = (struct dd_beacon_entry){
-			.transfer = t->id, .status = DD_XFER_SENDING, .size = t->size,
-		};
+	b.complete_below = sched_complete_below(tx);
+	for (int l = 0; l < 2; l++)
+		for (struct tx_transfer *t = l == 0 ? tx->active : tx->waiting;
+		     t != NULL && b.count < cap; t = t->next)
+			b.entries[b.count++] = (struct dd_beacon_entry){
+				.transfer = t->id, .status = DD_XFER_SENDING,
+				.pass = (uint8_t)t->pass, .size = t->size,
+			};
 	for (unsigned i = 0; i < tx->nrecent && b.count < cap; i++) {
 		const struct tx_recent *r =
 			&tx->recent[(tx->recent_head + TX_RECENT_MAX - 1 - i) % TX_RECENT_MAX];

@@ -237,6 +237,8 @@ scan_dir(struct spool *s, const char *rel, bool immediate, unsigned depth)
 		close(fd);
 		return;
 	}
+	/* A dup of the outbox fd shares its offset: always start from the top. */
+	rewinddir(d);
 	add_watch(s, rel);
 	while ((de = readdir(d)) != NULL) {
 		if (ignored_name(de->d_name))

@@ -28,6 +28,8 @@ struct tx_settings {
 	const char *outbox, *sent;
 	uint64_t settle_ms, rescan_ms;
 	unsigned max_active;
+	unsigned repeat;        /* carousel passes per file */
+	uint64_t repeat_gap_ms; /* pause between the passes of one file */
 };
 
 /* --------------------------------------------------------------- spool */
@@ -64,8 +66,9 @@ void spool_close(struct spool *s);
 
 /* ----------------------------------------------------------- transfers */
 enum xfer_state {
-	XFER_SENDING,   /* groups being produced */
-	XFER_FINISHING, /* final manifest produced; waiting for it to leave */
+	XFER_SENDING,   /* groups of the current pass being produced */
+	XFER_WAITING,   /* between carousel passes */
+	XFER_FINISHING, /* last pass produced; waiting for its final manifest to leave */
 	XFER_REPEATING, /* on the wire; repeating the final manifest */
 };
 
@@ -83,9 +86,11 @@ struct tx_transfer {
 	bool aborted;
 	const char *abort_reason;
 	enum xfer_state state;
+	unsigned pass, passes;  /* carousel: current pass (0-based) of how many */
+	uint64_t resume_ms;     /* XFER_WAITING: when the next pass starts */
 	uint64_t started_ms;
 	uint64_t last_seq;
-	unsigned repeats_left;
+	unsigned repeats_left, repeats_done;
 	uint64_t next_repeat_ms;
 	uint8_t *manifest; /* final (or abort) manifest plaintext, for repeats */
 };
@@ -157,7 +162,8 @@ struct tx {
 	struct ring data, ctrl;
 	struct tx_transfer *active;     /* producing groups, round-robin */
 	struct tx_transfer *finishing;  /* waiting for the final manifest to leave / repeating */
-	unsigned nactive;
+	struct tx_transfer *waiting;    /* between carousel passes */
+	unsigned nactive, nrepeating;
 	struct tx_transfer *rr_next;
 	struct tx_recent recent[TX_RECENT_MAX];
 	unsigned nrecent, recent_head;
@@ -186,6 +192,10 @@ void sched_on_last_sent(struct tx *tx, struct tx_transfer *t, uint64_t seq);
 /* Announce every transfer not yet on the wire as aborted (diode-tx stops). */
 void sched_abort_all(struct tx *tx);
 void sched_free_all(struct tx *tx);
+/* Lowest transfer id not yet completely on the wire (for beacons). */
+uint32_t sched_complete_below(const struct tx *tx);
+/* Run the scheduler's timer (manifest repeats, carousel pauses). */
+void sched_arm_timer(struct tx *tx);
 
 /* sender (sender.c) */
 void sender_kick(struct tx *tx);

@@ -33,6 +33,7 @@ case $'\n'"$(locale -a 2>/dev/null)"$'\n' in
 esac
 declare -A PID=()   # node name -> pid of its daemon
 EXTRA_PIDS=()       # helper processes (python senders, forwarders)
+EXIT_HOOKS=()       # commands run at exit once the processes are gone (umount)
 
 log() { printf '[%s %s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$TEST_NAME" "$*"; }
 
@@ -56,6 +57,19 @@ fail() {
 	exit 1
 }
 
+# explain_status NAME STATUS: say why a daemon ended when a signal killed it;
+# SIGSYS (159) means a system call outside its seccomp allow-list.
+explain_status() {
+	local name=$1 rc=$2
+	if [ "$rc" -eq 159 ]; then
+		echo "$TEST_NAME: $name was killed by SIGSYS: it made a system call outside its" \
+			"seccomp allow-list (common/sandbox.c); the kernel log names it:" >&2
+		dmesg 2>/dev/null | grep -E 'type=1326|seccomp' | tail -n 3 >&2 || true
+	elif [ "$rc" -gt 128 ] && [ "$rc" -ne 137 ] && [ "$rc" -ne 143 ]; then
+		echo "$TEST_NAME: $name was killed by signal $((rc - 128))" >&2
+	fi
+}
+
 _on_err() {
 	[ "$BASHPID" = "$$" ] || return 0
 	echo "$TEST_NAME: command failed (status $1) at ${BASH_SOURCE[1]}:$2: $3" >&2
@@ -63,7 +77,7 @@ _on_err() {
 trap '_on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 _cleanup() {
-	local rc=$? name pid
+	local rc=$? name pid hook
 	set +e
 	trap - ERR
 	# A background child can run this trap if a signal reaches it between
@@ -71,9 +85,13 @@ _cleanup() {
 	[ "$BASHPID" = "$$" ] || exit "$rc"
 	for name in "${!PID[@]}"; do
 		pid=${PID[$name]}
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		[ -n "$pid" ] || continue
+		if alive "$pid"; then
 			kill -9 "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
+		else
+			wait "$pid" 2>/dev/null
+			explain_status "$name" $?
 		fi
 	done
 	for pid in "${EXTRA_PIDS[@]}"; do
@@ -85,6 +103,9 @@ _cleanup() {
 	if [ "$rc" -ne 0 ]; then
 		dump_logs
 	fi
+	for hook in "${EXIT_HOOKS[@]}"; do
+		eval "$hook"
+	done
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "$TEST_NAME: scratch directory kept: $T" >&2
 	else
@@ -97,6 +118,13 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 # ---- ports, keys, configurations ----
+
+# The daemons run sandboxed as in production: seccomp allow-list (a call
+# outside it kills the daemon, which fails the test), Landlock, no new
+# privileges. Tests run as root, hence allow_root. SECCOMP=log lets a
+# developer list missing system calls (dmesg: "type=1326 ... syscall=N")
+# without the daemons dying.
+SECCOMP=${SECCOMP:-yes}
 
 # A free UDP port on loopback (bound to port 0 by the kernel, then released).
 free_udp_port() {
@@ -147,7 +175,8 @@ make_tx() {
 		"link.destination=127.0.0.1:$port" "link.rate=1G" \
 		"keys.secret=$T/keys/$key.key" "keys.peer=$T/keys/$peer.pub" \
 		"files.outbox=$d/outbox" "files.sent=$d/sent" "files.settle_ms=500" \
-		"state.dir=$d/state" "log.audit=$d/audit.jsonl" "$@"
+		"state.dir=$d/state" "log.audit=$d/audit.jsonl" \
+		"process.allow_root=yes" "process.seccomp=$SECCOMP" "$@"
 }
 
 # make_rx NAME PORT SECRET_KEY_NAME PEER_KEY_NAME [section.key=value ...]
@@ -160,7 +189,8 @@ make_rx() {
 		"link.listen=127.0.0.1:$port" \
 		"keys.secret=$T/keys/$key.key" "keys.peer=$T/keys/$peer.pub" \
 		"files.inbox=$d/inbox" \
-		"state.dir=$d/state" "log.audit=$d/audit.jsonl" "$@"
+		"state.dir=$d/state" "log.audit=$d/audit.jsonl" \
+		"process.allow_root=yes" "process.seccomp=$SECCOMP" "$@"
 }
 
 # ---- daemons ----
@@ -204,6 +234,7 @@ stop_daemon() {
 	fi
 	wait "$pid" || rc=$?
 	PID[$name]=""
+	explain_status "$name" "$rc"
 	return "$rc"
 }
 
@@ -390,4 +421,164 @@ no_sanitizer_reports() {
 # random_file PATH BYTES
 random_file() {
 	head -c "$2" /dev/urandom > "$1"
+}
+
+# ---- link simulator and loss-test helpers (tests/integration/test_loss_*.sh) ----
+
+# start_linksim NAME LISTEN_PORT FORWARD_PORT [linksim options...]: run
+# $BIN/linksim between 127.0.0.1:LISTEN_PORT (diode-tx's destination) and
+# 127.0.0.1:FORWARD_PORT (diode-rx's listen port). Its log goes to
+# $T/NAME/stderr.log, its statistics to $T/NAME/stats (on exit, and on
+# linksim_stat). Stop it with stop_daemon NAME (SIGTERM: it writes the stats).
+start_linksim() {
+	local name=$1 listen=$2 forward=$3 d=$T/$1 before
+	shift 3
+	[ -x "$BIN/linksim" ] || fail "$BIN/linksim missing; run 'make $BUILD/linksim' first"
+	mkdir -p "$d"
+	touch "$d/stderr.log"
+	before=$(wc -l < "$d/stderr.log")
+	"$BIN/linksim" --listen "127.0.0.1:$listen" --forward "127.0.0.1:$forward" \
+		--stats "$d/stats" "$@" >>"$d/stdout.log" 2>>"$d/stderr.log" &
+	PID[$name]=$!
+	wait_for 10 _ready "$name" "$before" ' -> .*seed' || fail "linksim ($name) did not start"
+}
+
+# linksim_stat NAME KEY: one statistic of a linksim (running: fresh numbers
+# through SIGUSR1; stopped: those it wrote on exit). Prints 0 when unknown.
+linksim_stat() {
+	local name=$1 key=$2 f=$T/$1/stats pid=${PID[$1]:-}
+	if [ -n "$pid" ] && alive "$pid"; then
+		rm -f "$f"
+		kill -USR1 "$pid"
+		wait_for 5 test -s "$f" || fail "linksim ($name) wrote no statistics on SIGUSR1"
+	fi
+	awk -F= -v k="$key" '$1 == k { v = $2 } END { print v == "" ? 0 : v }' "$f" 2>/dev/null ||
+		echo 0
+}
+
+# make_mixed_files DIR COUNT MAX_BYTES SEED: COUNT files of random content in
+# DIR (some in subdirectories), sizes from 0 to MAX_BYTES: the edge cases (0,
+# 1, one fragment, one Reed-Solomon block of 64 x 1408 bytes, either side of
+# them), the rest log-uniform. Deterministic names and sizes for a seed.
+make_mixed_files() {
+	python3 - "$@" <<'PY'
+import os, random, sys
+top, count, top_size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+frag, block = 1408, 64 * 1408
+edges = [0, 1, frag - 1, frag, frag + 1, block - 1, block, block + 1, 8 * block, 8 * block + 1,
+         top_size]
+sizes = [s for s in edges if s <= top_size][:count]
+while len(sizes) < count:
+    sizes.append(min(top_size, int(10 ** rnd.uniform(2, 6.4))))
+rnd.shuffle(sizes)
+for i, size in enumerate(sizes):
+    sub = ("", "a/", "a/b/", "c d/")[i % 4]
+    os.makedirs(os.path.join(top, sub), exist_ok=True)
+    with open(os.path.join(top, sub, f"f{i:04d}-{size}.bin"), "wb") as f:
+        f.write(os.urandom(size))
+PY
+}
+
+# publish SRC OUTBOX: copy SRC's content aside (same file system as OUTBOX),
+# then rename each top-level entry into OUTBOX, as producers should: diode-tx
+# takes renamed files and directories at once. Top-level names of SRC must not
+# exist in OUTBOX yet.
+publish() {
+	local src=$1 outbox=$2 stage e
+	stage=$(dirname "$outbox")/.publish.$BASHPID
+	rm -rf "$stage"
+	cp -a "$src" "$stage"
+	for e in "$stage"/* "$stage"/.[!.]*; do
+		[ -e "$e" ] || continue
+		mv -- "$e" "$outbox/"
+	done
+	rmdir "$stage"
+}
+
+# inbox_guard_start INBOX SOURCE...: watch INBOX (not its .diode-staging)
+# every 20 ms until inbox_guard_stop: every regular file that ever appears
+# there must be byte-identical to one of the files under the SOURCE
+# directories (same SHA-256); anything else (a partial, truncated or
+# unexpected file, a non-regular entry) is a violation.
+inbox_guard_start() {
+	local inbox=$1
+	shift
+	rm -f "$T/guard.stop" "$T/guard.report"
+	python3 - "$inbox" "$T/guard.stop" "$T/guard.report" "$@" <<'PY' &
+import hashlib, os, stat, sys, time
+inbox, stop, report, sources = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+good = set()
+for s in sources:
+    for root, _, files in os.walk(s):
+        for n in files:
+            good.add(sha(os.path.join(root, n)))
+seen, violations, polls = {}, [], 0
+while True:
+    last = os.path.exists(stop)
+    for root, dirs, files in os.walk(inbox):
+        if root == inbox:
+            dirs[:] = [d for d in dirs if d != ".diode-staging"]
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            p = os.path.join(root, n)
+            rel = os.path.relpath(p, inbox)
+            try:
+                st = os.lstat(p)
+                key = (rel, st.st_ino, st.st_size, st.st_mtime_ns)
+                if key in seen:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    seen[key] = False
+                    violations.append(f"{rel}: not a regular file")
+                    continue
+                h = sha(p)
+            except FileNotFoundError:
+                continue
+            seen[key] = h in good
+            if h not in good:
+                violations.append(f"{rel}: {st.st_size} bytes, sha256 {h[:16]}... matches no source file")
+    polls += 1
+    if last:
+        break
+    time.sleep(0.02)
+with open(report + ".tmp", "w") as f:
+    f.write(f"polls {polls}\nchecked {len(seen)}\nviolations {len(violations)}\n")
+    for v in violations[:50]:
+        f.write(v + "\n")
+os.rename(report + ".tmp", report)
+PY
+	GUARD_PID=$!
+	EXTRA_PIDS+=("$GUARD_PID")
+}
+
+# inbox_guard_stop: end the watch; fails the test on any violation.
+inbox_guard_stop() {
+	touch "$T/guard.stop"
+	wait_for 60 test -e "$T/guard.report" || fail "the inbox guard did not finish"
+	wait "$GUARD_PID" 2>/dev/null || true
+	log "inbox guard: $(head -n 3 "$T/guard.report" | tr '\n' ' ')"
+	if ! grep -q '^violations 0$' "$T/guard.report"; then
+		sed -n '4,$p' "$T/guard.report" >&2
+		fail "something other than a complete, verified copy of a sent file appeared in the inbox"
+	fi
+}
+
+# audit_paths FILE EVENT: the path of every EVENT record that has one, one a line.
+audit_paths() {
+	python3 - "$@" <<'PY'
+import json, sys
+path, event = sys.argv[1], sys.argv[2]
+for line in open(path, encoding="utf-8"):
+    e = json.loads(line)
+    if e.get("event") == event and "path" in e:
+        print(e["path"])
+PY
 }
