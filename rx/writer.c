@@ -162,7 +162,7 @@ writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine)
 }
 
 static int
-place(struct rx *rx, struct rx_transfer *t, char *delivered_as, size_t len)
+place(struct rx *rx, struct rx_transfer *t, char *delivered_as, size_t len, bool *replaced)
 {
 	char variant[DD_PATH_COMPONENT_MAX + 1];
 	const char *leaf;
@@ -172,11 +172,14 @@ place(struct rx *rx, struct rx_transfer *t, char *delivered_as, size_t len)
 	if (rc != 0)
 		return rc;
 	snprintf(delivered_as, len, "%s", t->path);
-	if (rx->set.overwrite) {
+	rc = renameat2(rx->staging_fd, t->stage_name, dirfd, leaf, RENAME_NOREPLACE) < 0 ? -errno
+										       : 0;
+	if (rc == -EEXIST && rx->set.overwrite) {
+		/* Replacing is what the operator asked for; the audit says so. */
 		rc = renameat(rx->staging_fd, t->stage_name, dirfd, leaf) < 0 ? -errno : 0;
+		if (rc == 0)
+			*replaced = true;
 	} else {
-		rc = renameat2(rx->staging_fd, t->stage_name, dirfd, leaf, RENAME_NOREPLACE) < 0
-			     ? -errno : 0;
 		for (unsigned n = 1; rc == -EEXIST && n < 100000; n++) {
 			if (dd_path_variant(leaf, n, variant, sizeof(variant)) != 0)
 				break;
@@ -200,6 +203,7 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 	char delivered_as[DD_PATH_MAX + 32], reason[200];
 	struct timespec times[2];
 	struct stat st;
+	bool replaced = false;
 	int rc;
 
 	dd_digest_final(t->digest, digest);
@@ -229,7 +233,7 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 	times[0].tv_sec = times[1].tv_sec = (time_t)t->mtime;
 	times[0].tv_nsec = times[1].tv_nsec = 0;
 	futimens(t->fd, times);
-	rc = place(rx, t, delivered_as, sizeof(delivered_as));
+	rc = place(rx, t, delivered_as, sizeof(delivered_as), &replaced);
 	if (rc != 0) {
 		snprintf(reason, sizeof(reason), "cannot place it in the inbox: %s%s", strerror(-rc),
 			 rc == -ENOTDIR || rc == -ELOOP
@@ -238,6 +242,9 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 	}
 	rx->c.files_delivered++;
 	partial_remove(rx, t);
+	if (replaced)
+		rx_audit_transfer(rx, "file_replaced", t, "an older file of that name was replaced "
+				  "([files] collision = overwrite)", delivered_as);
 	rx_audit_transfer(rx, "file_delivered", t, NULL, delivered_as);
 	dd_info("delivered %s (%" PRIu64 " bytes, transfer %u-%u, %" PRIu64 " ms)", delivered_as,
 		t->size, rx->session, t->id, dd_mono_ms() - t->first_ms);
