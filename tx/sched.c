@@ -54,6 +54,28 @@ parity_for(const struct tx_transfer *t, unsigned k)
 	return m;
 }
 
+/* Block shape of a file. A file smaller than one interleaved group would be
+ * a single block that one burst of loss can sink; its blocks are made smaller
+ * so it still spans `interleave` blocks, with parity in the configured ratio
+ * (at least two per block, or fec_parity if smaller). */
+static void
+choose_code(const struct tx *tx, struct tx_transfer *t)
+{
+	uint64_t frags = (t->size + tx->frag_len - 1) / tx->frag_len;
+	unsigned k = tx->set.fec_data, m = tx->set.fec_parity, floor_m = m < 2 ? m : 2;
+
+	if (frags < (uint64_t)k * tx->set.interleave) {
+		k = (unsigned)((frags + tx->set.interleave - 1) / tx->set.interleave);
+		if (k == 0)
+			k = 1;
+		m = (tx->set.fec_parity * k + tx->set.fec_data - 1) / tx->set.fec_data;
+		if (m < floor_m)
+			m = floor_m;
+	}
+	t->k_full = k;
+	t->m_full = m;
+}
+
 static unsigned
 group_slots(const struct tx *tx, const struct tx_transfer *t)
 {
@@ -161,8 +183,7 @@ start_transfer(struct tx *tx, struct spool_entry *e)
 	t->entry = e;
 	t->id = ++tx->next_transfer;
 	t->size = (uint64_t)t->st.st_size;
-	t->k_full = tx->set.fec_data;
-	t->m_full = tx->set.fec_parity;
+	choose_code(tx, t);
 	t->blocks = dd_wire_block_count(t->size, t->k_full, tx->frag_len);
 	t->started_ms = dd_mono_ms();
 	t->state = XFER_SENDING;
