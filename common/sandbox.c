@@ -1,4 +1,4 @@
-/* Least privilege: user switch, no new privileges, Landlock file system rules, seccomp allow-list. */
+/* Least privilege: user switch, no new privileges, Landlock rules, seccomp allow-list. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -60,6 +61,7 @@
 #define LL_FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
 #define LL_NET_BIND_TCP (1ULL << 0)  /* ABI 4 */
 #define LL_NET_CONNECT_TCP (1ULL << 1)
+#define LL_RULE_NET_PORT 2
 #define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define LL_SCOPE_SIGNAL (1ULL << 1)
 
@@ -74,52 +76,187 @@ struct ll_path_beneath_attr {
 	int32_t parent_fd;
 } __attribute__((packed));
 
+struct ll_net_port_attr {
+	uint64_t allowed_access;
+	uint64_t port;
+};
+
 #define LL_READ (LL_FS_READ_FILE | LL_FS_READ_DIR)
-#define LL_WRITE                                                                                 \
-	(LL_READ | LL_FS_WRITE_FILE | LL_FS_REMOVE_DIR | LL_FS_REMOVE_FILE | LL_FS_MAKE_DIR |     \
+#define LL_WRITE                                                                                   \
+	(LL_READ | LL_FS_WRITE_FILE | LL_FS_REMOVE_DIR | LL_FS_REMOVE_FILE | LL_FS_MAKE_DIR |      \
 	 LL_FS_MAKE_REG | LL_FS_REFER | LL_FS_TRUNCATE)
 /* A directory holding a log file that is appended to and recreated after rotation. */
 #define LL_APPEND (LL_FS_WRITE_FILE | LL_FS_MAKE_REG)
 
 /*
- * System calls of both daemons after start-up: the libuv loop (epoll, signals
+ * System calls of the daemons after start-up: the libuv loop (epoll, signals
  * through a self-pipe), UDP batches, file and directory work relative to
- * descriptors opened before, inotify on the sender, memory management
- * (malloc, libsodium's guarded allocations), clocks, and the exit path.
- * Found by running the integration tests with the daemons under strace
- * (see docs/SECURITY.md), then reviewed one by one. Not in it, among others:
- * execve, fork/clone, socket/connect/bind, ptrace, mount, setuid, prctl,
- * ioctl beyond FIONBIO/FIOCLEX, kill of another process, executable memory.
+ * descriptors opened before, memory management (malloc, libsodium's guarded
+ * allocations), clocks, and the exit path. Found by running the integration
+ * tests with the daemons under strace and with seccomp = log (see
+ * docs/SECURITY.md), then reviewed one by one. The receiver gets no call that
+ * sends (its socket is not connected, so write(2) on it fails too), the sender
+ * none that receives. Not in either list, among others: execve, fork/clone,
+ * socket/connect/bind, ptrace, mount, setuid, prctl, ioctl beyond
+ * FIONBIO/FIOCLEX, kill of another process, new executable memory.
  */
-static const char *const allowed[] = {
+#define TX (1U << DD_SANDBOX_TX)
+#define RX (1U << DD_SANDBOX_RX)
+#define BOTH (TX | RX)
+
+/* needs: 0 for every daemon of the roles, else only when one of these
+ * DD_SANDBOX_NET_* was allowed (stream channels and sinks). */
+static const struct {
+	const char *name;
+	unsigned roles;
+	unsigned needs;
+} allowed[] = {
 	/* event loop and signals */
-	"epoll_wait", "epoll_pwait", "epoll_ctl", "rt_sigaction", "rt_sigprocmask",
-	"rt_sigreturn", "restart_syscall",
+	{ "epoll_wait", BOTH, 0 },
+	{ "epoll_pwait", BOTH, 0 },
+	{ "epoll_ctl", BOTH, 0 },
+	{ "rt_sigaction", BOTH, 0 },
+	{ "rt_sigprocmask", BOTH, 0 },
+	{ "rt_sigreturn", BOTH, 0 },
+	{ "restart_syscall", BOTH, 0 },
 	/* descriptors opened before */
-	"read", "write", "writev", "pread64", "pwrite64", "preadv", "pwritev", "close", "fcntl",
-	"dup", "lseek",
-	/* UDP on the socket opened before */
-	"recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "getsockopt",
+	{ "read", BOTH, 0 },
+	{ "write", BOTH, 0 },
+	{ "writev", BOTH, 0 },
+	{ "pread64", BOTH, 0 },
+	{ "pwrite64", BOTH, 0 },
+	{ "preadv", BOTH, 0 },
+	{ "pwritev", BOTH, 0 },
+	{ "close", BOTH, 0 },
+	{ "fcntl", BOTH, 0 },
+	{ "dup", BOTH, 0 },
+	{ "lseek", BOTH, 0 },
+	/* UDP on the socket opened before: one way each */
+	{ "sendmmsg", TX, 0 },
+	{ "sendmsg", TX, 0 },
+	{ "recvmmsg", RX, 0 },
+	{ "recvmsg", RX, 0 },
+	{ "getsockopt", BOTH, 0 },
 	/* files and directories, relative to descriptors opened before */
-	"openat", "newfstatat", "fstat", "getdents64", "fsync", "fdatasync", "ftruncate",
-	"fallocate", "fadvise64", "renameat", "renameat2", "unlinkat", "mkdirat", "fchmod",
-	"utimensat", "copy_file_range", "fstatfs", "inotify_add_watch", "inotify_rm_watch",
+	{ "openat", BOTH, 0 },
+	{ "newfstatat", BOTH, 0 },
+	{ "fstat", BOTH, 0 },
+	{ "getdents64", BOTH, 0 },
+	{ "fsync", BOTH, 0 },
+	{ "fdatasync", BOTH, 0 },
+	{ "ftruncate", BOTH, 0 },
+	{ "fallocate", BOTH, 0 },
+	{ "fadvise64", BOTH, 0 },
+	{ "renameat", BOTH, 0 },
+	{ "renameat2", BOTH, 0 },
+	{ "unlinkat", BOTH, 0 },
+	{ "mkdirat", BOTH, 0 },
+	{ "fchmod", BOTH, 0 },
+	{ "utimensat", BOTH, 0 },
+	{ "copy_file_range", BOTH, 0 },
+	{ "fstatfs", BOTH, 0 },
+	/* the outbox watcher */
+	{ "inotify_add_watch", TX, 0 },
+	{ "inotify_rm_watch", TX, 0 },
 	/* memory: malloc, libsodium's guarded pages */
-	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock",
+	{ "brk", BOTH, 0 },
+	{ "mmap", BOTH, 0 },
+	{ "munmap", BOTH, 0 },
+	{ "mremap", BOTH, 0 },
+	{ "mprotect", BOTH, 0 },
+	{ "madvise", BOTH, 0 },
+	{ "mlock", BOTH, 0 },
+	{ "munlock", BOTH, 0 },
 	/* clocks (when the vDSO cannot answer), randomness for new key epochs, locks */
-	"clock_gettime", "gettimeofday", "getrandom", "futex", "getpid",
-	/* ending: exit, abort() and fatal signals to ourselves */
-	"exit", "exit_group", "tgkill", "kill",
+	{ "clock_gettime", BOTH, 0 },
+	{ "gettimeofday", BOTH, 0 },
+	{ "getrandom", BOTH, 0 },
+	{ "futex", BOTH, 0 },
+	{ "getpid", BOTH, 0 },
+	/* ending: exit, abort() and fatal signals to ourselves only */
+	{ "exit", BOTH, 0 },
+	{ "exit_group", BOTH, 0 },
+	{ "tgkill", BOTH, 0 },
+	{ "kill", BOTH, 0 },
 	/* ioctl, restricted to FIONBIO and FIOCLEX (libuv) */
-	"ioctl",
+	{ "ioctl", BOTH, 0 },
+	/* local stream sockets, only when asked for; never on the link socket */
+	{ "accept4", BOTH, DD_SANDBOX_NET_ACCEPT },
+	{ "recvmmsg", TX, DD_SANDBOX_NET_RECV },
+	{ "recvmsg", TX, DD_SANDBOX_NET_RECV },
+	{ "recvfrom", BOTH, DD_SANDBOX_NET_RECV },
+	{ "sendmmsg", RX, DD_SANDBOX_NET_SEND },
+	{ "sendmsg", RX, DD_SANDBOX_NET_SEND },
+	{ "sendto", BOTH, DD_SANDBOX_NET_SEND },
+	{ "socket", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
+	{ "connect", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
+	{ "setsockopt", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
+	{ "shutdown", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
 #ifdef DD_SANITIZER_BUILD
 	/* the sanitizer runtime: leak check at exit (ptrace from a helper
 	 * task), reports, and its own memory and file handling */
-	"clone", "ptrace", "wait4", "prctl", "getppid", "sched_getaffinity", "readlink",
-	"open", "stat", "lstat", "access", "getrlimit", "prlimit64", "setrlimit", "uname",
-	"pipe", "getuid", "geteuid", "sigaltstack", "gettid", "sched_yield", "getdents",
+	{ "clone", BOTH, 0 },
+	{ "ptrace", BOTH, 0 },
+	{ "wait4", BOTH, 0 },
+	{ "prctl", BOTH, 0 },
+	{ "getppid", BOTH, 0 },
+	{ "sched_getaffinity", BOTH, 0 },
+	{ "readlink", BOTH, 0 },
+	{ "open", BOTH, 0 },
+	{ "stat", BOTH, 0 },
+	{ "lstat", BOTH, 0 },
+	{ "access", BOTH, 0 },
+	{ "getrlimit", BOTH, 0 },
+	{ "prlimit64", BOTH, 0 },
+	{ "setrlimit", BOTH, 0 },
+	{ "uname", BOTH, 0 },
+	{ "pipe", BOTH, 0 },
+	{ "getuid", BOTH, 0 },
+	{ "geteuid", BOTH, 0 },
+	{ "sigaltstack", BOTH, 0 },
+	{ "gettid", BOTH, 0 },
+	{ "sched_yield", BOTH, 0 },
+	{ "getdents", BOTH, 0 },
 #endif
 };
+
+#define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
+
+/* Calls that would move data the wrong way on the link socket: allowed only on
+ * other descriptors once the link socket is known. */
+static const char *const rx_guarded[] = { "write",   "writev", "sendmmsg",
+					  "sendmsg", "sendto", "connect" };
+static const char *const tx_guarded[] = { "read", "recvmmsg", "recvmsg", "recvfrom", "connect" };
+
+static bool
+entry_applies(size_t i, enum dd_sandbox_role role, unsigned net)
+{
+	return (allowed[i].roles & (1U << role)) &&
+	       (allowed[i].needs == 0 || (allowed[i].needs & net) != 0);
+}
+
+static bool
+guarded(enum dd_sandbox_role role, const char *name)
+{
+	const char *const *g = role == DD_SANDBOX_RX ? rx_guarded : tx_guarded;
+	size_t n = role == DD_SANDBOX_RX ? sizeof(rx_guarded) / sizeof(rx_guarded[0]) :
+					   sizeof(tx_guarded) / sizeof(tx_guarded[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(g[i], name) == 0)
+			return true;
+	return false;
+}
+
+static size_t
+count_allowed(enum dd_sandbox_role role, unsigned net)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NALLOWED; i++)
+		n += entry_applies(i, role, net);
+	return n;
+}
 
 static int landlock_abi_cached = 0;
 
@@ -135,24 +272,34 @@ dd_sandbox_landlock_abi(void)
 	return landlock_abi_cached;
 }
 
-const char *const *
-dd_sandbox_syscalls(size_t *count)
+size_t
+dd_sandbox_syscalls(enum dd_sandbox_role role, const char **names, size_t cap)
 {
-	*count = sizeof(allowed) / sizeof(allowed[0]);
-	return allowed;
+	size_t n = 0;
+
+	for (size_t i = 0; i < NALLOWED; i++) {
+		if (!entry_applies(i, role, 0))
+			continue;
+		if (n < cap)
+			names[n] = allowed[i].name;
+		n++;
+	}
+	return n;
 }
 
 /* ---------------------------------------------------------------- config */
 
 int
-dd_sandbox_from_config(struct dd_sandbox *sb, const struct dd_config *cfg, char *err,
-		       size_t errlen)
+dd_sandbox_from_config(struct dd_sandbox *sb, const struct dd_config *cfg,
+		       enum dd_sandbox_role role, char *err, size_t errlen)
 {
 	const char *seccomp = dd_config_str(cfg, "process", "seccomp");
 	struct passwd *pw;
 	struct group *gr;
 
 	memset(sb, 0, sizeof(*sb));
+	sb->role = role;
+	sb->link_fd = -1;
 	sb->uid = (uid_t)-1;
 	sb->gid = (gid_t)-1;
 	sb->allow_root = dd_config_bool(cfg, "process", "allow_root");
@@ -167,10 +314,13 @@ dd_sandbox_from_config(struct dd_sandbox *sb, const struct dd_config *cfg, char 
 		errno = 0;
 		pw = getpwnam(sb->user);
 		if (pw == NULL) {
-			snprintf(err, errlen, "%s: [process] user: no user '%s'%s%s (create it, e.g. "
-				 "'useradd --system --no-create-home --shell /usr/sbin/nologin %s')",
-				 dd_config_where(cfg, "process", "user"), sb->user,
-				 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "", sb->user);
+			snprintf(
+				err, errlen,
+				"%s: [process] user: no user '%s'%s%s (create it, e.g. "
+				"'useradd --system --no-create-home --shell /usr/sbin/nologin %s')",
+				dd_config_where(cfg, "process", "user"), sb->user,
+				errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "",
+				sb->user);
 			return -EINVAL;
 		}
 		sb->uid = pw->pw_uid;
@@ -210,6 +360,46 @@ dd_sandbox_allow(struct dd_sandbox *sb, const char *path, bool write)
 	sb->npaths++;
 }
 
+void
+dd_sandbox_link_socket(struct dd_sandbox *sb, int fd)
+{
+	sb->link_fd = fd;
+}
+
+void
+dd_sandbox_allow_net(struct dd_sandbox *sb, unsigned what)
+{
+	sb->net |= what & (DD_SANDBOX_NET_ACCEPT | DD_SANDBOX_NET_RECV | DD_SANDBOX_NET_SEND);
+}
+
+void
+dd_sandbox_allow_tcp_connect(struct dd_sandbox *sb, uint16_t port)
+{
+	sb->net |= DD_SANDBOX_NET_TCP_CONNECT;
+	for (size_t i = 0; i < sb->nports; i++)
+		if (sb->tcp_ports[i] == port)
+			return;
+	if (sb->nports >= DD_SANDBOX_PORTS_MAX) {
+		sb->too_many = true;
+		return;
+	}
+	sb->tcp_ports[sb->nports++] = port;
+}
+
+/* The directory of a file path ("." for a bare name) into buf; -ENAMETOOLONG. */
+static int
+parent_dir(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == NULL || slash == path ? 1 : (size_t)(slash - path);
+
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, slash == NULL ? "." : path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
 /* ------------------------------------------------------------ privileges */
 
 static int
@@ -229,8 +419,10 @@ switch_user(const struct dd_sandbox *sb, char *err, size_t errlen)
 
 	if (sb->user == NULL) {
 		if (euid == 0 && !sb->allow_root) {
-			snprintf(err, errlen, "refusing to run as root: set [process] user to an "
-				 "unprivileged account that owns the spool and state directories (e.g. "
+			snprintf(err, errlen,
+				 "refusing to run as root: set [process] user to an "
+				 "unprivileged account that owns the spool and state directories "
+				 "(e.g. "
 				 "user = diode), or set [process] allow_root = yes to run as root "
 				 "anyway");
 			return -EPERM;
@@ -240,9 +432,10 @@ switch_user(const struct dd_sandbox *sb, char *err, size_t errlen)
 	if (euid != 0) {
 		if (euid == sb->uid && getegid() == sb->gid)
 			return 0;
-		snprintf(err, errlen, "[process] user = %s: cannot switch to uid %u from uid %u "
-			 "(not root); start the daemon as root or as %s", sb->user,
-			 (unsigned)sb->uid, (unsigned)euid, sb->user);
+		snprintf(err, errlen,
+			 "[process] user = %s: cannot switch to uid %u from uid %u "
+			 "(not root); start the daemon as root or as %s",
+			 sb->user, (unsigned)sb->uid, (unsigned)euid, sb->user);
 		return -EPERM;
 	}
 	if (setgroups(1, &sb->gid) < 0 || setresgid(sb->gid, sb->gid, sb->gid) < 0 ||
@@ -252,8 +445,10 @@ switch_user(const struct dd_sandbox *sb, char *err, size_t errlen)
 		return -EPERM;
 	}
 	if (sb->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
-		snprintf(err, errlen, "[process] user = %s: root privileges could be regained after "
-			 "the switch; refusing to run", sb->user);
+		snprintf(err, errlen,
+			 "[process] user = %s: root privileges could be regained after "
+			 "the switch; refusing to run",
+			 sb->user);
 		return -EPERM;
 	}
 	if (sb->uid == 0)
@@ -281,22 +476,20 @@ check_writable(const struct dd_sandbox *sb, char *err, size_t errlen)
 		if (!sb->paths[i].write)
 			continue;
 		if (stat(p, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			const char *slash = strrchr(p, '/');
-			size_t n = slash == NULL ? 1 : slash == p ? 1 : (size_t)(slash - p);
-
-			if (n >= sizeof(dir))
+			if (parent_dir(p, dir, sizeof(dir)) != 0)
 				continue;
-			memcpy(dir, slash == NULL ? "." : p, n);
-			dir[n] = '\0';
 			if (access(p, W_OK) < 0)
-				dd_warn("%s: not writable by uid %u: %s; reopening it after rotation "
-					"(SIGHUP) will fail", p, (unsigned)getuid(), strerror(errno));
+				dd_warn("%s: not writable by uid %u: %s; reopening it after "
+					"rotation "
+					"(SIGHUP) will fail",
+					p, (unsigned)getuid(), strerror(errno));
 			p = dir;
 		}
 		if (access(p, W_OK | X_OK) < 0) {
-			snprintf(err, errlen, "%s: not writable by uid %u (gid %u): %s; give the "
-				 "directory to the daemon's user (e.g. chown %u:%u %s)", p,
-				 (unsigned)getuid(), (unsigned)getgid(), strerror(errno),
+			snprintf(err, errlen,
+				 "%s: not writable by uid %u (gid %u): %s; give the "
+				 "directory to the daemon's user (e.g. chown %u:%u %s)",
+				 p, (unsigned)getuid(), (unsigned)getgid(), strerror(errno),
 				 (unsigned)getuid(), (unsigned)getgid(), p);
 			return -EACCES;
 		}
@@ -318,16 +511,11 @@ landlock_add(int ruleset, const char *path, uint64_t rights, uint64_t handled, c
 	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		/* A file (the audit log): allow creating and appending in its directory. */
-		const char *slash = strrchr(path, '/');
-		size_t n = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
-
 		close(fd);
 		fd = -1;
-		if (n < sizeof(dir)) {
-			memcpy(dir, slash == NULL ? "." : path, n);
-			dir[n] = '\0';
+		errno = ENAMETOOLONG;
+		if (parent_dir(path, dir, sizeof(dir)) == 0)
 			fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		}
 		rights = rights & LL_FS_WRITE_FILE ? LL_APPEND : LL_FS_READ_FILE;
 	}
 	if (fd < 0) {
@@ -370,7 +558,8 @@ landlock_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	if (abi >= 5)
 		attr.handled_access_fs |= LL_FS_IOCTL_DEV;
 	if (abi >= 4) {
-		/* No TCP at all: no rule grants it. UDP is not covered by Landlock. */
+		/* TCP only to the ports of TCP sinks, never bind: UDP is not covered
+		 * by Landlock (seccomp keeps the link socket one way). */
 		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
 		attr_size = offsetof(struct ll_ruleset_attr, scoped);
 	}
@@ -385,8 +574,19 @@ landlock_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 		return -errno;
 	}
 	for (size_t i = 0; i < sb->npaths && rc == 0; i++)
-		rc = landlock_add(ruleset, sb->paths[i].path, sb->paths[i].write ? LL_WRITE : LL_READ,
-				  attr.handled_access_fs, err, errlen);
+		rc = landlock_add(ruleset, sb->paths[i].path,
+				  sb->paths[i].write ? LL_WRITE : LL_READ, attr.handled_access_fs,
+				  err, errlen);
+	for (size_t i = 0; abi >= 4 && i < sb->nports && rc == 0; i++) {
+		struct ll_net_port_attr np = { .allowed_access = LL_NET_CONNECT_TCP,
+					       .port = sb->tcp_ports[i] };
+
+		if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_NET_PORT, &np, 0) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "Landlock: rule for TCP port %u: %s",
+				 (unsigned)sb->tcp_ports[i], strerror(errno));
+		}
+	}
 #ifdef DD_SANITIZER_BUILD
 	/* The leak checker reads /proc/self/maps and /proc/self/task. */
 	if (rc == 0)
@@ -416,23 +616,37 @@ seccomp_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	}
 	/* Threads started before (none are expected) get the filter too. */
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-	for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-		int nr = seccomp_syscall_resolve_name(allowed[i]);
+	for (size_t i = 0; rc == 0 && i < NALLOWED; i++) {
+		const char *name = allowed[i].name;
+		int nr = seccomp_syscall_resolve_name(name);
 
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* not on this architecture */
-		failed = allowed[i];
-		if (strcmp(allowed[i], "ioctl") == 0) {
+		if (!entry_applies(i, sb->role, sb->net) || nr == __NR_SCMP_ERROR)
+			continue; /* not this daemon's, or not on this architecture */
+		failed = name;
+		if (sb->link_fd >= 0 && guarded(sb->role, name)) {
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					      SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)sb->link_fd));
+		} else if (strcmp(name, "socket") == 0) {
+			/* TCP sockets only, for the sinks' connections. */
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
+					      SCMP_A0(SCMP_CMP_EQ, AF_INET),
+					      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+			if (rc == 0)
+				rc = seccomp_rule_add(
+					ctx, SCMP_ACT_ALLOW, nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET6),
+					SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+		} else if (strcmp(name, "ioctl") == 0) {
 			static const unsigned long requests[] = { FIONBIO, FIOCLEX };
 
-			for (size_t j = 0; rc == 0 && j < sizeof(requests) / sizeof(requests[0]); j++)
+			for (size_t j = 0; rc == 0 && j < sizeof(requests) / sizeof(requests[0]);
+			     j++)
 				rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 						      SCMP_A1(SCMP_CMP_EQ, requests[j]));
-		} else if (strcmp(allowed[i], "kill") == 0 || strcmp(allowed[i], "tgkill") == 0) {
+		} else if (strcmp(name, "kill") == 0 || strcmp(name, "tgkill") == 0) {
 			/* Signals to ourselves only (abort(), re-raised fatal signals). */
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 					      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
-		} else if (strcmp(allowed[i], "mmap") == 0 || strcmp(allowed[i], "mprotect") == 0) {
+		} else if (strcmp(name, "mmap") == 0 || strcmp(name, "mprotect") == 0) {
 			/* No new executable memory. */
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 					      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
@@ -478,7 +692,8 @@ dd_sandbox_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	int rc, abi;
 
 	if (sb->too_many) {
-		snprintf(err, errlen, "sandbox: more than %d paths to allow", DD_SANDBOX_PATHS_MAX);
+		snprintf(err, errlen, "sandbox: more than %d paths or %d TCP ports to allow",
+			 DD_SANDBOX_PATHS_MAX, DD_SANDBOX_PORTS_MAX);
 		return -ENOSPC;
 	}
 	warm_up();
@@ -498,10 +713,13 @@ dd_sandbox_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	if (abi < 0)
 		return abi;
 	if (abi == 0) {
-		snprintf(landlock, sizeof(landlock), "no Landlock (%s): file access limited by "
-			 "permissions only", strerror(-dd_sandbox_landlock_abi()));
+		snprintf(landlock, sizeof(landlock),
+			 "no Landlock (%s): file access limited by "
+			 "permissions only",
+			 strerror(-dd_sandbox_landlock_abi()));
 		dd_notice("Landlock is not available in this kernel (%s); file access is limited "
-			  "by file permissions only", strerror(-dd_sandbox_landlock_abi()));
+			  "by file permissions only",
+			  strerror(-dd_sandbox_landlock_abi()));
 	} else {
 		snprintf(landlock, sizeof(landlock), "Landlock ABI %d: %zu paths", abi, sb->npaths);
 	}
@@ -510,7 +728,7 @@ dd_sandbox_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 		if (rc != 0)
 			return rc;
 		snprintf(filter, sizeof(filter), "seccomp allow-list of %zu system calls (%s)",
-			 sizeof(allowed) / sizeof(allowed[0]),
+			 count_allowed(sb->role, sb->net),
 			 sb->seccomp == DD_SECCOMP_LOG ? "others logged" : "others kill");
 	} else {
 		snprintf(filter, sizeof(filter), "no seccomp filter ([process] seccomp = no)");
@@ -521,10 +739,12 @@ dd_sandbox_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	dd_audit_u64(&ev, "uid", uid);
 	dd_audit_u64(&ev, "gid", gid);
 	dd_audit_u64(&ev, "landlock_abi", (uint64_t)abi);
-	dd_audit_str(&ev, "seccomp", sb->seccomp == DD_SECCOMP_YES   ? "kill"
-				     : sb->seccomp == DD_SECCOMP_LOG ? "log" : "off");
-	dd_audit_u64(&ev, "syscalls", sb->seccomp == DD_SECCOMP_NO
-					      ? 0 : sizeof(allowed) / sizeof(allowed[0]));
+	dd_audit_str(&ev, "seccomp",
+		     sb->seccomp == DD_SECCOMP_YES ? "kill" :
+		     sb->seccomp == DD_SECCOMP_LOG ? "log" :
+						     "off");
+	dd_audit_u64(&ev, "syscalls",
+		     sb->seccomp == DD_SECCOMP_NO ? 0 : count_allowed(sb->role, sb->net));
 	dd_audit_commit(&ev);
 	return 0;
 }

@@ -25,6 +25,8 @@ enum dd_kind {
 	DD_KIND_FRAGMENT = 1,
 	DD_KIND_MANIFEST = 2,
 	DD_KIND_BEACON = 3,
+	DD_KIND_STREAM = 4,        /* stream channel fragment (common/record.h) */
+	DD_KIND_STREAM_STATUS = 5, /* stream channel progress (common/record.h) */
 };
 
 /* Cleartext header: associated data of the AEAD. */

@@ -38,6 +38,12 @@ static const struct dd_config_key rx_schema[] = {
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	/* stream channels (rx/stream.c, rx/sink.c, docs/OPERATIONS.md "Stream channels") */
+	{ "channel.*", "sink", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
+	{ "channel.*", "segment_ms", DD_CFG_DURATION, false, "60s", 100, 86400000, NULL, false },
+	{ "channel.*", "segment_bytes", DD_CFG_SIZE, false, "64M", 4096, 1ull << 40, NULL, false },
+	{ "channel.*", "buffer", DD_CFG_SIZE, false, "256M", 65536, 1ull << 40, NULL, false },
+	{ "channel.*", "loss_wait", DD_CFG_DURATION, false, "100ms", 1, 60000, NULL, false },
 	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
@@ -251,6 +257,7 @@ on_signal(uv_signal_t *s, int signum)
 	/* Partial transfers are kept: the sender's next pass can complete them
 	 * after a restart; if not, they are reported then. */
 	reasm_suspend_all(rx);
+	streams_stop(rx);
 	rx_report_rejections(rx, dd_mono_ms(), true);
 	status_write(rx);
 	uv_walk(rx->loop, close_walk, NULL);
@@ -410,6 +417,9 @@ restrict_process(struct rx *rx, const struct dd_config *cfg, struct dd_sandbox *
 	dd_sandbox_allow(sb, rx->set.quarantine, true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	/* Nothing may ever be sent through the diode socket. */
+	dd_sandbox_link_socket(sb, rx->sock);
+	streams_sandbox(rx, sb);
 	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
 		dd_error("%s", err);
 		return -1;
@@ -472,11 +482,13 @@ main(int argc, char **argv)
 	dd_log_init("diode-rx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
 	rx.sock = rx.inbox_fd = rx.staging_fd = rx.quarantine_fd = rx.state_fd = -1;
 	rx.reject_rl.interval_ms = REJECT_REPORT_MS;
-	if (dd_sandbox_from_config(&sb, cfg, err, sizeof(err)) != 0) {
+	if (dd_sandbox_from_config(&sb, cfg, DD_SANDBOX_RX, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
 	if (setup(&rx, cfg, check_only) != 0)
+		goto out;
+	if (streams_open(&rx, cfg, check_only) != 0)
 		goto out;
 	if (check_only) {
 		printf("configuration OK\n");
@@ -508,6 +520,7 @@ main(int argc, char **argv)
 	uv_signal_start(&rx.sig_hup, on_signal, SIGHUP);
 	if (restrict_process(&rx, cfg, &sb) != 0)
 		goto out;
+	streams_start(&rx);
 	dd_net_format(&rx.set.listen, where, sizeof(where));
 	dd_notice("listening on %s; delivering into %s", where, rx.set.inbox);
 	uv_run(rx.loop, UV_RUN_DEFAULT);
@@ -515,6 +528,7 @@ main(int argc, char **argv)
 		  rx.delivered_before + rx.c.files_delivered, rx.failed_before + rx.c.files_failed);
 	rc = 0;
 out:
+	streams_close(&rx);
 	reasm_free(&rx);
 	dd_fec_free(rx.fec);
 	dd_crypto_rx_free(rx.crypto);

@@ -54,32 +54,24 @@ partial_open(struct rx *rx, uint32_t session)
 int
 partial_rewrite_journal(struct rx *rx, uint32_t session)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	size_t count = 0, len = 0, cap;
+	char *buf;
 	int rc;
 
+	for (size_t w = 0; w < RX_FINISHED_BITS / 64; w++)
+		count += (size_t)__builtin_popcountll(rx->finished_bits[w]);
+	cap = count * 24 + 1; /* "%u %u\n" of two u32 fits 22 bytes */
+	buf = malloc(cap);
+	if (buf == NULL)
+		return -ENOMEM;
+	buf[0] = '\0';
 	for (uint32_t off = 0; off < RX_FINISHED_BITS; off++) {
-		char line[32];
-		int n;
-
 		if (!((rx->finished_bits[off / 64] >> (off % 64)) & 1))
 			continue;
-		n = snprintf(line, sizeof(line), "%" PRIu32 " %" PRIu32 "\n", session,
-			     rx->finished_base + off);
-		if (len + (size_t)n > cap) {
-			char *p = realloc(buf, cap ? cap * 2 : 4096);
-
-			if (p == NULL) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = p;
-			cap = cap ? cap * 2 : 4096;
-		}
-		memcpy(buf + len, line, (size_t)n);
-		len += (size_t)n;
+		len += (size_t)snprintf(buf + len, cap - len, "%" PRIu32 " %" PRIu32 "\n", session,
+					rx->finished_base + off);
 	}
-	rc = dd_state_write(rx->state_fd, JOURNAL, buf != NULL ? buf : "", len);
+	rc = dd_state_write(rx->state_fd, JOURNAL, buf, len);
 	free(buf);
 	if (rc != 0) {
 		dd_error("[state] dir: cannot write %s: %s", JOURNAL, strerror(-rc));

@@ -31,6 +31,8 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 		rx->session = h->session;
 		if (restarted || rx->journal_fd < 0)
 			partial_rewrite_journal(rx, h->session);
+		/* Before the fragment size changes: the old session's blocks are settled. */
+		streams_new_session(rx, h->session, h->seq <= 16);
 		rx->plain_len = a->dgram_size - DD_SEALED_OVERHEAD;
 		rx->frag_len = dd_wire_frag_len(a->dgram_size);
 		rx->persisted_seq = 0;
@@ -172,6 +174,26 @@ rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
 			return;
 		}
 		reasm_manifest(rx, &m);
+		return;
+	}
+	case DD_KIND_STREAM: {
+		struct dd_stream_frag sf;
+
+		if (dd_record_parse_frag(&sf, plain, plain_len, rx->frag_len) != 0) {
+			rx->c.malformed++;
+			return;
+		}
+		streams_fragment(rx, &sf, plain + DD_STREAM_HDR_LEN);
+		return;
+	}
+	case DD_KIND_STREAM_STATUS: {
+		static struct dd_stream_status st;
+
+		if (dd_record_parse_status(&st, plain, plain_len) != 0) {
+			rx->c.malformed++;
+			return;
+		}
+		streams_status(rx, &st);
 		return;
 	}
 	case DD_KIND_BEACON: {

@@ -11,7 +11,12 @@
 #include "fec.h"
 #include "log.h"
 #include "net.h"
+#include "record.h"
 #include "wire.h"
+
+struct dd_config;
+struct dd_sandbox;
+struct rx_streams;
 
 struct rx_settings {
 	struct dd_addr listen;
@@ -72,6 +77,7 @@ struct rx_counters {
 	uint64_t duplicates, blocks_recovered, blocks_lost;
 	uint64_t lost, reordered; /* sequence gaps, and gaps later filled */
 	uint64_t files_delivered, files_failed;
+	uint64_t stream_records, stream_records_lost, stream_blocks_lost, stream_unknown;
 };
 
 struct rx {
@@ -117,6 +123,8 @@ struct rx {
 		char reason[96];
 	} failures[8];               /* most recent failures, for the status file */
 	unsigned nfailures;
+
+	struct rx_streams *streams;           /* [channel.NAME] (stream.c); NULL without any */
 
 	struct rx_counters c, c_reported;     /* this session */
 	uint64_t delivered_before, failed_before; /* earlier sessions of this process */
@@ -166,6 +174,39 @@ void writer_deliver(struct rx *rx, struct rx_transfer *t);
 /* Remove or quarantine the staging file of a transfer that did not complete. */
 void writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine);
 void writer_clean_staging(struct rx *rx);
+
+/* stream.c: stream channels, in-order delivery, loss reports */
+/* Read and check every [channel.NAME]; unless check_only, open the sinks
+ * and load the channels' state. Before the sandbox. 0, or -1 after printing
+ * "FILE:LINE: ..." on stderr. */
+int streams_open(struct rx *rx, const struct dd_config *cfg, bool check_only);
+/* What the sinks need from the sandbox: directories, TCP ports to connect to. */
+void streams_sandbox(struct rx *rx, struct dd_sandbox *sb);
+/* Start the timers and the sinks (the loop exists, after the sandbox). */
+void streams_start(struct rx *rx);
+/* A new sender session (from_start: heard from its first datagrams). */
+void streams_new_session(struct rx *rx, uint32_t session, bool from_start);
+void streams_fragment(struct rx *rx, const struct dd_stream_frag *f, const uint8_t *payload);
+void streams_status(struct rx *rx, const struct dd_stream_status *s);
+/* diode-rx stops: deliver what is complete, report what is not, save state. */
+void streams_stop(struct rx *rx);
+void streams_close(struct rx *rx);
+
+/* sink.c: where a channel's records go (dir:, tcp:, udp:) */
+struct rx_sink;
+int sink_open(struct rx_sink **out, struct rx *rx, const struct dd_config *cfg,
+	      const char *section, const char *channel, int state_fd, bool check_only);
+void sink_sandbox(const struct rx_sink *s, struct dd_sandbox *sb);
+void sink_start(struct rx_sink *s);
+/* One record, in order; seq for reports. May buffer: see sink_flush. */
+void sink_record(struct rx_sink *s, uint64_t seq, const uint8_t *rec, size_t len);
+/* Hand buffered records on (end of a receive batch). */
+void sink_flush(struct rx_sink *s);
+/* Periodic: rotation by age, reconnection, reports. */
+void sink_tick(struct rx_sink *s, uint64_t now_ms);
+/* Stopping: finish the segment, keep undelivered records for the next start. */
+void sink_stop(struct rx_sink *s);
+void sink_free(struct rx_sink *s);
 
 /* status.c */
 void status_loss_summary(struct rx *rx, uint64_t now);

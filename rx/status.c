@@ -147,12 +147,12 @@ status_print(const char *state_dir)
 {
 	char path[4200], text[8192], v[128];
 	struct stat st;
-	int fd, dirfd, n;
+	int fd, dirfd;
 	uint64_t received, lost, age;
 	bool stale, healthy;
 
 	dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0 || (n = dd_state_read(dirfd, STATUS_FILE, text, sizeof(text))) < 0) {
+	if (dirfd < 0 || dd_state_read(dirfd, STATUS_FILE, text, sizeof(text)) < 0) {
 		fprintf(stderr, "%s/%s: %s; is diode-rx running with this configuration?\n",
 			state_dir, STATUS_FILE, strerror(errno));
 		if (dirfd >= 0)

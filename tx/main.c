@@ -12,6 +12,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "record.h"
 #include "state.h"
 #include "tx.h"
 #include "sandbox.h"
@@ -24,8 +25,8 @@ static const struct dd_config_key tx_schema[] = {
 	{ "link", "rate", DD_CFG_RATE, true, NULL, 100000, 400000000000ull, NULL, false },
 	{ "link", "datagram_size", DD_CFG_UINT, false, "1472", DD_DGRAM_MIN, DD_DGRAM_MAX, NULL, false },
 	{ "link", "fec_data", DD_CFG_UINT, false, "64", 1, 254, NULL, false },
-	{ "link", "fec_parity", DD_CFG_UINT, false, "8", 0, 254, NULL, false },
-	{ "link", "interleave", DD_CFG_UINT, false, "8", 1, 64, NULL, false },
+	{ "link", "fec_parity", DD_CFG_UINT, false, "16", 0, 254, NULL, false },
+	{ "link", "interleave", DD_CFG_UINT, false, "16", 1, 64, NULL, false },
 	{ "link", "cipher", DD_CFG_ENUM, false, "auto", 0, 0, "auto|aes256gcm|chacha20poly1305", false },
 	{ "link", "rekey", DD_CFG_DURATION, false, "1h", 10000, 0, NULL, false },
 	{ "link", "repeat", DD_CFG_UINT, false, "1", 1, 16, NULL, false },
@@ -41,6 +42,15 @@ static const struct dd_config_key tx_schema[] = {
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	/* stream channels (tx/channel.c, docs/OPERATIONS.md "Stream channels") */
+	{ "channel.*", "listen", DD_CFG_STRING, true, NULL, 0, 0, NULL, true },
+	{ "channel.*", "max_record", DD_CFG_SIZE, false, "8K", 1, 65535, NULL, false },
+	{ "channel.*", "buffer", DD_CFG_SIZE, false, "4M", 4096, 1ull << 32, NULL, false },
+	{ "channel.*", "journal", DD_CFG_SIZE, false, "64M", 0, 1ull << 40, NULL, false },
+	{ "channel.*", "overflow", DD_CFG_ENUM, false, "drop-oldest", 0, 0, "drop-oldest|drop-newest", false },
+	{ "channel.*", "flush_ms", DD_CFG_DURATION, false, "5", 1, 1000, NULL, false },
+	{ "channel.*", "fec_parity", DD_CFG_UINT, false, "2", 0, DD_STREAM_M_MAX, NULL, false },
+	{ "channel.*", "max_clients", DD_CFG_UINT, false, "64", 1, 4096, NULL, false },
 	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
@@ -132,6 +142,7 @@ on_beacon(uv_timer_t *t)
 	struct tx *tx = t->data;
 
 	sender_queue_beacon(tx);
+	channels_queue_status(tx);
 }
 
 static void
@@ -171,7 +182,8 @@ on_drain(uv_timer_t *t)
 	struct tx *tx = t->data;
 	static unsigned waited;
 
-	if ((ring_used(&tx->ctrl) > 0 || tx->batch_pos != tx->batch_len) && ++waited < 100)
+	if ((ring_used(&tx->ctrl) > 0 || ring_used(&tx->stream) > 0 ||
+	     tx->batch_pos != tx->batch_len) && ++waited < 100)
 		return;
 	uv_walk(tx->loop, close_walk, NULL);
 }
@@ -188,6 +200,7 @@ stop(struct tx *tx, const char *why)
 	/* Drop queued data, announce the unfinished transfers as aborted, and
 	 * give the control queue a moment to leave. */
 	sender_drop_data(tx);
+	channels_stop(tx);
 	sched_abort_all(tx);
 	spool_close(tx->spool);
 	uv_timer_stop(&tx->announce_timer);
@@ -339,6 +352,14 @@ out:
 	return rc;
 }
 
+static int
+any_section(const char *section, void *arg)
+{
+	(void)section;
+	(void)arg;
+	return 1;
+}
+
 /* Drop privileges and confine the process to the directories it writes. */
 static int
 restrict_process(struct tx *tx, const struct dd_config *cfg, struct dd_sandbox *sb)
@@ -349,6 +370,11 @@ restrict_process(struct tx *tx, const struct dd_config *cfg, struct dd_sandbox *
 	dd_sandbox_allow(sb, tx->set.sent, true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	/* Nothing may ever be received from the diode socket; stream channels
+	 * accept and read local producers on the sockets they opened. */
+	dd_sandbox_link_socket(sb, tx->sock);
+	if (dd_config_each_section(cfg, "channel.", any_section, NULL) != 0)
+		dd_sandbox_allow_net(sb, DD_SANDBOX_NET_ACCEPT | DD_SANDBOX_NET_RECV);
 	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
 		dd_error("%s", err);
 		return -1;
@@ -402,7 +428,7 @@ main(int argc, char **argv)
 	}
 	dd_log_init("diode-tx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
 	tx.sock = -1;
-	if (dd_sandbox_from_config(&sb, cfg, err, sizeof(err)) != 0) {
+	if (dd_sandbox_from_config(&sb, cfg, DD_SANDBOX_TX, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		dd_config_free(cfg);
 		return 1;
@@ -411,15 +437,21 @@ main(int argc, char **argv)
 		dd_config_free(cfg);
 		return 1;
 	}
+	tx.plain_len = tx.set.dgram_size - DD_SEALED_OVERHEAD;
+	tx.frag_len = dd_wire_frag_len(tx.set.dgram_size);
+	if (channels_open(&tx, cfg, check_only) != 0) {
+		channels_close(&tx);
+		dd_config_free(cfg);
+		return 1;
+	}
 	if (check_only) {
+		channels_close(&tx);
 		printf("configuration OK\n");
 		dd_config_free(cfg);
 		return 0;
 	}
 
 	tx.loop = uv_default_loop();
-	tx.plain_len = tx.set.dgram_size - DD_SEALED_OVERHEAD;
-	tx.frag_len = dd_wire_frag_len(tx.set.dgram_size);
 	ring_cap = 2 * tx.set.interleave * DD_FEC_MAX_TOTAL;
 	if (ring_cap < 2048)
 		ring_cap = 2048;
@@ -428,6 +460,7 @@ main(int argc, char **argv)
 		dd_error("out of memory setting up the send rings");
 		return 1;
 	}
+	sched_init_parity(&tx);
 	/* Bucket depth: one send batch, or 2 ms at the configured rate if larger. */
 	burst = (uint64_t)TX_SEND_BATCH * (tx.set.dgram_size + DD_WIRE_OVERHEAD);
 	if (tx.set.rate_bps / 8 / 500 > burst)
@@ -478,6 +511,7 @@ main(int argc, char **argv)
 	}
 	if (restrict_process(&tx, cfg, &sb) != 0)
 		return 1;
+	channels_start(&tx);
 	sched_fill(&tx);
 	uv_run(tx.loop, UV_RUN_DEFAULT);
 	uv_run(tx.loop, UV_RUN_NOWAIT);
@@ -494,6 +528,7 @@ main(int argc, char **argv)
 	dd_notice("stopped: %llu files sent, %llu datagrams, %llu wire bytes",
 		  (unsigned long long)tx.files_sent, (unsigned long long)tx.datagrams_sent,
 		  (unsigned long long)tx.bytes_sent);
+	channels_close(&tx);
 	sched_free_all(&tx);
 	spool_free(tx.spool);
 	dd_crypto_tx_free(tx.crypto);

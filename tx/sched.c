@@ -1,6 +1,7 @@
 /* Scheduler: turns queued files into interleaved, Reed–Solomon coded datagrams in the send ring. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,44 +37,52 @@ ring_free(struct ring *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Parity for a block of k data fragments: the configured ratio, and at least
- * two (or m_full if smaller) so a short last block is not the weak spot. */
-static unsigned
-parity_for(const struct tx_transfer *t, unsigned k)
+/* P(more than m of n fragments lost) when each is lost with probability p. */
+static double
+loss_tail(unsigned n, unsigned m, double p)
 {
-	unsigned m, floor_m;
+	double pmf[DD_FEC_MAX_TOTAL + 1], tail = 0;
 
-	if (t->m_full == 0)
-		return 0;
-	m = (t->m_full * k + t->k_full - 1) / t->k_full;
-	floor_m = t->m_full < 2 ? t->m_full : 2;
-	if (m < floor_m)
-		m = floor_m;
-	if (k + m > DD_FEC_MAX_TOTAL)
-		m = DD_FEC_MAX_TOTAL - k;
-	return m;
+	pmf[0] = pow(1 - p, n);
+	for (unsigned i = 0; i < n; i++)
+		pmf[i + 1] = pmf[i] * (double)(n - i) / (double)(i + 1) * p / (1 - p);
+	for (unsigned i = n; i > m; i--)
+		tail += pmf[i];
+	return tail;
 }
 
-/* Block shape of a file. A file smaller than one interleaved group would be
- * a single block that one burst of loss can sink; its blocks are made smaller
- * so it still spans `interleave` blocks, with parity in the configured ratio
- * (at least two per block, or fec_parity if smaller). */
-static void
-choose_code(const struct tx *tx, struct tx_transfer *t)
+/*
+ * Parity for blocks of every size. A full block gets fec_parity. A shorter one
+ * (the last block of a file, or a small file) gets the least parity that makes
+ * it fail no more often than a full block does, at the loss rate the full
+ * code is designed for (a quarter of its parity ratio): proportional parity
+ * would make small blocks the weak spot.
+ */
+void
+sched_init_parity(struct tx *tx)
 {
-	uint64_t frags = (t->size + tx->frag_len - 1) / tx->frag_len;
-	unsigned k = tx->set.fec_data, m = tx->set.fec_parity, floor_m = m < 2 ? m : 2;
+	unsigned kf = tx->set.fec_data, mf = tx->set.fec_parity;
+	double p = mf == 0 ? 0 : (double)mf / (4.0 * (kf + mf)), target;
 
-	if (frags < (uint64_t)k * tx->set.interleave) {
-		k = (unsigned)((frags + tx->set.interleave - 1) / tx->set.interleave);
-		if (k == 0)
-			k = 1;
-		m = (tx->set.fec_parity * k + tx->set.fec_data - 1) / tx->set.fec_data;
-		if (m < floor_m)
-			m = floor_m;
+	tx->parity_for_k[kf] = mf;
+	if (mf == 0) {
+		memset(tx->parity_for_k, 0, sizeof(tx->parity_for_k));
+		return;
 	}
-	t->k_full = k;
-	t->m_full = m;
+	target = loss_tail(kf + mf, mf, p);
+	for (unsigned k = 1; k < kf; k++) {
+		unsigned m = 1;
+
+		while (k + m < DD_FEC_MAX_TOTAL && m < mf && loss_tail(k + m, m, p) > target)
+			m++;
+		tx->parity_for_k[k] = m;
+	}
+}
+
+static unsigned
+parity_for(const struct tx *tx, unsigned k)
+{
+	return tx->parity_for_k[k];
 }
 
 static unsigned
@@ -86,7 +95,7 @@ group_slots(const struct tx *tx, const struct tx_transfer *t)
 	for (unsigned j = 0; j < nb; j++) {
 		unsigned k = dd_wire_block_k(t->size, t->k_full, tx->frag_len, t->next_block + j);
 
-		total += k + parity_for(t, k);
+		total += k + parity_for(tx, k);
 	}
 	return total;
 }
@@ -183,7 +192,8 @@ start_transfer(struct tx *tx, struct spool_entry *e)
 	t->entry = e;
 	t->id = ++tx->next_transfer;
 	t->size = (uint64_t)t->st.st_size;
-	choose_code(tx, t);
+	t->k_full = tx->set.fec_data;
+	t->m_full = tx->set.fec_parity;
 	t->blocks = dd_wire_block_count(t->size, t->k_full, tx->frag_len);
 	t->started_ms = dd_mono_ms();
 	t->state = XFER_SENDING;
@@ -246,15 +256,15 @@ static void
 produce_group(struct tx *tx, struct tx_transfer *t)
 {
 	unsigned nb = tx->set.interleave, ks[MAX_INTERLEAVE], ms[MAX_INTERLEAVE], maxn = 0;
-	uint8_t *ptrs[MAX_INTERLEAVE][DD_FEC_MAX_TOTAL];
-	struct iovec iov[DD_FEC_MAX_TOTAL];
+	uint8_t *(*ptrs)[DD_FEC_MAX_TOTAL] = tx->group_ptrs;
+	struct iovec *iov = tx->group_iov;
 	size_t F = tx->frag_len;
 
 	if (nb > t->blocks - t->next_block)
 		nb = t->blocks - t->next_block;
 	for (unsigned j = 0; j < nb; j++) {
 		ks[j] = dd_wire_block_k(t->size, t->k_full, F, t->next_block + j);
-		ms[j] = parity_for(t, ks[j]);
+		ms[j] = parity_for(tx, ks[j]);
 		if (ks[j] + ms[j] > maxn)
 			maxn = ks[j] + ms[j];
 	}
@@ -318,8 +328,10 @@ unlink_active(struct tx *tx, struct tx_transfer *t)
 {
 	struct tx_transfer **p = &tx->active;
 
-	while (*p != t)
+	while (*p != NULL && *p != t)
 		p = &(*p)->next;
+	if (*p == NULL)
+		return; /* not active: nothing to unlink */
 	*p = t->next;
 	if (tx->rr_next == t)
 		tx->rr_next = t->next;
@@ -374,6 +386,7 @@ finish_pass(struct tx *tx, struct tx_transfer *t)
 	t->resume_ms = dd_mono_ms() + tx->set.repeat_gap_ms;
 	t->next = tx->waiting;
 	tx->waiting = t;
+	tx->nwaiting++;
 	sched_arm_timer(tx);
 }
 
@@ -405,6 +418,7 @@ resume_waiting(struct tx *tx)
 			continue;
 		}
 		*p = t->next;
+		tx->nwaiting--;
 		t->pass++;
 		t->next_block = 0;
 		t->state = XFER_SENDING;
@@ -428,8 +442,11 @@ sched_fill(struct tx *tx)
 		struct tx_transfer *t;
 		unsigned need;
 
-		while (tx->nactive < tx->set.max_active && ring_free_slots(&tx->data) > 2 &&
-		       (e = spool_take(tx->spool)) != NULL) {
+		/* Files between carousel passes count too: the receiver holds each
+		 * incomplete one, and refuses more than its max_transfers. */
+		while (tx->nactive < tx->set.max_active &&
+		       tx->nactive + tx->nwaiting < TX_IN_FLIGHT_MAX &&
+		       ring_free_slots(&tx->data) > 2 && (e = spool_take(tx->spool)) != NULL) {
 			t = start_transfer(tx, e);
 			if (t != NULL)
 				append_active(tx, t);
@@ -629,5 +646,6 @@ sched_free_all(struct tx *tx)
 			free_transfer(t);
 		}
 	tx->active = tx->finishing = tx->waiting = tx->rr_next = NULL;
+	tx->nwaiting = 0;
 	tx->nactive = 0;
 }

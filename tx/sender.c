@@ -13,8 +13,14 @@ static struct dd_ratelimit send_error_rl = { .interval_ms = 10000 };
 bool
 sender_idle(const struct tx *tx)
 {
-	return ring_used(&tx->ctrl) == 0 && ring_used(&tx->data) == 0 &&
-	       tx->batch_pos == tx->batch_len;
+	return ring_used(&tx->ctrl) == 0 && ring_used(&tx->stream) == 0 &&
+	       ring_used(&tx->data) == 0 && tx->batch_pos == tx->batch_len;
+}
+
+struct ring *
+sender_ring(struct tx *tx, enum tx_ring_id id)
+{
+	return id == TX_RING_CTRL ? &tx->ctrl : id == TX_RING_STREAM ? &tx->stream : &tx->data;
 }
 
 uint8_t *
@@ -86,37 +92,35 @@ sender_queue_beacon(struct tx *tx)
 	return dd_wire_put_beacon(plain, tx->plain_len, &b) < 0 ? -ENOSPC : 0;
 }
 
-/* Take the next slot (control first) and make it a wire datagram. */
+/* Take the next slot (control first, then stream blocks, then file data) and
+ * make it a wire datagram. */
 static bool
 build_next(struct tx *tx, uint64_t *avail)
 {
-	struct ring *r = ring_used(&tx->ctrl) > 0 ? &tx->ctrl : ring_used(&tx->data) > 0 ? &tx->data
-											 : NULL;
-	uint32_t idx;
+	struct ring *r = NULL;
+	enum tx_ring_id id;
+	uint32_t idx = 0;
 	struct slot_meta *meta;
 	uint8_t *buf;
 	size_t len;
 	unsigned n = tx->batch_len;
 
-	if (r == NULL || n == TX_SEND_BATCH)
+	if (n == TX_SEND_BATCH)
 		return false;
-	/* Slots are consumed in ring order; count what is already in the batch. */
-	idx = r->tail;
-	for (unsigned i = tx->batch_pos; i < n; i++)
-		if (tx->batch_ctrl[i] == (r == &tx->ctrl))
-			idx++;
-	if (idx == r->head) {
-		/* Everything of this ring is already batched: try the other one. */
-		r = r == &tx->ctrl ? &tx->data : NULL;
-		if (r == NULL)
-			return false;
+	/* Slots are consumed in ring order; skip what is already in the batch. */
+	for (id = TX_RING_CTRL; id < TX_RINGS; id++) {
+		r = sender_ring(tx, id);
+		if (ring_used(r) == 0)
+			continue;
 		idx = r->tail;
 		for (unsigned i = tx->batch_pos; i < n; i++)
-			if (!tx->batch_ctrl[i])
+			if (tx->batch_ring[i] == id)
 				idx++;
-		if (idx == r->head)
-			return false;
+		if (idx != r->head)
+			break;
 	}
+	if (id == TX_RINGS)
+		return false;
 	meta = ring_meta(r, idx);
 	len = meta->kind == SLOT_SEALED ? tx->set.dgram_size : DD_ANNOUNCE_LEN;
 	if (*avail < len + DD_WIRE_OVERHEAD)
@@ -136,7 +140,7 @@ build_next(struct tx *tx, uint64_t *avail)
 	tx->msgs[n].msg_hdr.msg_iov = &tx->iovs[n];
 	tx->msgs[n].msg_hdr.msg_iovlen = 1;
 	tx->batch_seq[n] = tx->seq;
-	tx->batch_ctrl[n] = r == &tx->ctrl;
+	tx->batch_ring[n] = (uint8_t)id;
 	tx->batch_len = n + 1;
 	*avail -= len + DD_WIRE_OVERHEAD;
 	dd_pace_consume(&tx->pace, len + DD_WIRE_OVERHEAD);
@@ -147,7 +151,7 @@ build_next(struct tx *tx, uint64_t *avail)
 static void
 complete(struct tx *tx, unsigned i)
 {
-	struct ring *r = tx->batch_ctrl[i] ? &tx->ctrl : &tx->data;
+	struct ring *r = sender_ring(tx, (enum tx_ring_id)tx->batch_ring[i]);
 	struct slot_meta *meta = ring_meta(r, r->tail);
 	uint64_t seq = tx->batch_seq[i];
 
@@ -159,6 +163,12 @@ complete(struct tx *tx, unsigned i)
 
 		meta->last_of = NULL;
 		sched_on_last_sent(tx, t, seq);
+	}
+	if (meta->block_of != NULL) {
+		struct tx_channel *ch = meta->block_of;
+
+		meta->block_of = NULL;
+		channels_block_sent(tx, ch, meta->block_next_seq);
 	}
 }
 
@@ -208,6 +218,7 @@ send_some(struct tx *tx)
 		tx->send_blocked = false;
 		for (int i = 0; i < n; i++)
 			complete(tx, tx->batch_pos++);
+		channels_fill(tx);
 		sched_fill(tx);
 	}
 }
@@ -242,15 +253,16 @@ sender_drop_data(struct tx *tx)
 {
 	unsigned w = tx->batch_pos;
 
-	/* Sealed control datagrams must still leave as they are: sealing is in
-	 * place, so they cannot be rebuilt. File data is simply dropped. */
+	/* Sealed control and stream datagrams must still leave as they are:
+	 * sealing is in place, so they cannot be rebuilt, and stream records are
+	 * numbered already. File data is simply dropped. */
 	for (unsigned i = tx->batch_pos; i < tx->batch_len; i++) {
-		if (!tx->batch_ctrl[i])
+		if (tx->batch_ring[i] == TX_RING_DATA)
 			continue;
 		tx->msgs[w] = tx->msgs[i];
 		tx->iovs[w] = tx->iovs[i];
 		tx->msgs[w].msg_hdr.msg_iov = &tx->iovs[w];
-		tx->batch_ctrl[w] = true;
+		tx->batch_ring[w] = tx->batch_ring[i];
 		tx->batch_seq[w] = tx->batch_seq[i];
 		w++;
 	}

@@ -15,6 +15,7 @@
 #include "wire.h"
 
 struct tx;
+struct dd_config;
 
 /* ------------------------------------------------------------ settings */
 struct tx_settings {
@@ -106,8 +107,12 @@ struct tx_recent {
 /* ------------------------------------------------------- datagram ring */
 enum slot_kind { SLOT_SEALED, SLOT_ANNOUNCE, SLOT_ANNOUNCE_NEXT };
 
+struct tx_channel;
+
 struct slot_meta {
 	struct tx_transfer *last_of; /* this datagram completes the transfer */
+	struct tx_channel *block_of; /* this datagram completes a stream block of this channel */
+	uint64_t block_next_seq;     /* ...whose last record has seq block_next_seq - 1 */
 	uint8_t kind;
 };
 
@@ -143,7 +148,13 @@ ring_meta(const struct ring *r, uint32_t index)
 
 /* ----------------------------------------------------------------- tx */
 #define TX_RECENT_MAX 48
+#define TX_IN_FLIGHT_MAX 48 /* files sending or between passes; below rx's max_transfers */
 #define TX_SEND_BATCH 64
+
+/* The rings the sender takes datagrams from, in this order of priority. */
+enum tx_ring_id { TX_RING_CTRL, TX_RING_STREAM, TX_RING_DATA, TX_RINGS };
+
+struct tx_channels;
 
 struct tx {
 	uv_loop_t *loop;
@@ -158,8 +169,16 @@ struct tx {
 	uint64_t seq;         /* last sequence number used */
 	uint32_t next_transfer;
 	size_t plain_len, frag_len;
+	uint8_t parity_for_k[DD_FEC_MAX_TOTAL + 1]; /* parity of a block of k data fragments */
+	/* Scratch of the scheduler: fragment pointers of one interleaved group
+	 * (up to 64 blocks) and the read vector of one block. */
+	uint8_t *group_ptrs[64][DD_FEC_MAX_TOTAL];
+	struct iovec group_iov[DD_FEC_MAX_TOTAL];
+	unsigned nwaiting;
 
 	struct ring data, ctrl;
+	struct ring stream;             /* coded stream blocks: after control, before file data */
+	struct tx_channels *channels;   /* [channel.NAME] inputs (channel.c); NULL without any */
 	struct tx_transfer *active;     /* producing groups, round-robin */
 	struct tx_transfer *finishing;  /* waiting for the final manifest to leave / repeating */
 	struct tx_transfer *waiting;    /* between carousel passes */
@@ -179,7 +198,7 @@ struct tx {
 	struct mmsghdr msgs[TX_SEND_BATCH];
 	struct iovec iovs[TX_SEND_BATCH];
 	uint64_t batch_seq[TX_SEND_BATCH];
-	bool batch_ctrl[TX_SEND_BATCH];
+	uint8_t batch_ring[TX_SEND_BATCH]; /* enum tx_ring_id of each batched datagram */
 	unsigned batch_len, batch_pos;
 	uint8_t announce_buf[TX_SEND_BATCH][DD_ANNOUNCE_LEN];
 
@@ -187,6 +206,7 @@ struct tx {
 };
 
 /* scheduler (sched.c) */
+void sched_init_parity(struct tx *tx);
 void sched_fill(struct tx *tx);
 void sched_on_last_sent(struct tx *tx, struct tx_transfer *t, uint64_t seq);
 /* Announce every transfer not yet on the wire as aborted (diode-tx stops). */
@@ -204,7 +224,27 @@ int sender_queue_beacon(struct tx *tx);
 /* Reserve a control slot for a sealed message; returns its plaintext area. */
 uint8_t *sender_ctrl_plain(struct tx *tx, struct tx_transfer *last_of);
 bool sender_idle(const struct tx *tx);
-/* Forget queued file data (diode-tx stops); sealed control datagrams stay. */
+/* Forget queued file data (diode-tx stops); sealed control and stream datagrams stay. */
 void sender_drop_data(struct tx *tx);
+struct ring *sender_ring(struct tx *tx, enum tx_ring_id id);
+
+/* stream channels (channel.c) */
+/* Read and check every [channel.NAME]; unless check_only, open the inputs
+ * (bound sockets) and journals. Before the sandbox. 0, or -1 after printing
+ * "FILE:LINE: ..." on stderr. */
+int channels_open(struct tx *tx, const struct dd_config *cfg, bool check_only);
+/* Start polling the inputs and the timers (the loop exists). */
+void channels_start(struct tx *tx);
+/* Pack queued records into blocks while the stream ring has room. */
+void channels_fill(struct tx *tx);
+/* The last datagram of a block of ch was handed to the kernel. */
+void channels_block_sent(struct tx *tx, struct tx_channel *ch, uint64_t next_seq);
+/* Queue the stream status message (with every beacon). */
+int channels_queue_status(struct tx *tx);
+/* diode-tx stops: close the inputs, flush the open blocks into the ring. */
+void channels_stop(struct tx *tx);
+/* After the loop: keep unsent records in the journals, save the record
+ * counters, report, and free. */
+void channels_close(struct tx *tx);
 
 #endif

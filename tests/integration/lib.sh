@@ -150,7 +150,7 @@ import sys
 path, sections, order = sys.argv[1], {}, []
 for arg in sys.argv[2:]:
     name, value = arg.split("=", 1)
-    section, key = name.split(".", 1)
+    section, key = name.rsplit(".", 1)  # keys have no '.', sections may: channel.NAME
     if section not in sections:
         sections[section] = {}
         order.append(section)

@@ -56,11 +56,14 @@ sed -e "s|^listen = .*|listen = 127.0.0.1:$port|" \
 expect_ok diode-tx "$T/example-tx.conf"
 expect_ok diode-rx "$T/example-rx.conf"
 # Every optional key of the examples, uncommented with its documented value.
-sed -E 's/^#([a-z_]+ = )/\1/' "$T/example-tx.conf" > "$T/example-tx-all.conf"
+# Commented sections ([channel.NAME]) are uncommented too, so their keys stay in them.
+sed -E -e 's/^#([a-z_]+ = )/\1/' -e 's/^#(\[[a-z_.]+\])$/\1/' "$T/example-tx.conf" > "$T/example-tx-all.conf"
 grep -q '^rekey = 1h' "$T/example-tx-all.conf" || fail "could not uncomment the optional tx keys"
-sed -E -e 's/^#([a-z_]+ = )/\1/' -e "s|^staging = .*|staging = $T/rx/inbox/.diode-staging|" \
-	-e "s|^quarantine = .*|quarantine = $T/rx/quarantine|" "$T/example-rx.conf" > "$T/example-rx-all.conf"
-mkdir -p "$T/rx/quarantine"
+sed -E -e 's/^#([a-z_]+ = )/\1/' -e 's/^#(\[[a-z_.]+\])$/\1/' \
+	-e "s|^staging = .*|staging = $T/rx/inbox/.diode-staging|" \
+	-e "s|^quarantine = .*|quarantine = $T/rx/quarantine|" \
+	-e "s|^sink = dir:.*|sink = dir:$T/rx/hist|" "$T/example-rx.conf" > "$T/example-rx-all.conf"
+mkdir -p "$T/rx/quarantine" "$T/rx/hist"
 expect_ok diode-tx "$T/example-tx-all.conf"
 expect_ok diode-rx "$T/example-rx-all.conf"
 expect_ok diode-tx "$T/tx/conf"

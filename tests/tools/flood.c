@@ -60,7 +60,11 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-enum kind { KIND_ANNOUNCE, KIND_SEALED, KIND_GARBAGE };
+enum kind {
+	KIND_ANNOUNCE,
+	KIND_SEALED,
+	KIND_GARBAGE
+};
 
 int
 main(int argc, char **argv)
@@ -105,7 +109,8 @@ main(int argc, char **argv)
 		if (r < 4) {
 			kinds[i] = KIND_ANNOUNCE;
 			memset(&a, 0, sizeof(a));
-			a.cipher = next_rand() & 1 ? DD_CIPHER_AES256GCM : DD_CIPHER_CHACHA20POLY1305;
+			a.cipher =
+				next_rand() & 1 ? DD_CIPHER_AES256GCM : DD_CIPHER_CHACHA20POLY1305;
 			a.dgram_size = SEALED_LEN;
 			fill_random(a.ephemeral, sizeof(a.ephemeral));
 			memcpy(a.sender, sender, DD_KEY_LEN);
@@ -167,9 +172,9 @@ main(int argc, char **argv)
 			/* A fresh sequence number, so nothing is refused as a replay
 			 * before the expensive checks. */
 			if (kinds[base + j] != KIND_GARBAGE)
-				dd_store_be64(d + 8, kinds[base + j] == KIND_ANNOUNCE
-							     ? 1 + next_rand() % 1000000
-							     : next_rand() >> 8);
+				dd_store_be64(d + 8, kinds[base + j] == KIND_ANNOUNCE ?
+							     1 + next_rand() % 1000000 :
+							     next_rand() >> 8);
 			iov[j].iov_base = d;
 			iov[j].iov_len = lens[base + j];
 			memset(&msgs[j], 0, sizeof(msgs[j]));
