@@ -144,6 +144,7 @@ static const struct {
 	{ "getdents64", BOTH, 0 },
 	{ "fsync", BOTH, 0 },
 	{ "fdatasync", BOTH, 0 },
+	{ "sync_file_range", RX, 0 },   /* start writeback of staging data (rx/partial.c) */
 	{ "ftruncate", BOTH, 0 },
 	{ "fallocate", BOTH, 0 },
 	{ "fadvise64", BOTH, 0 },

@@ -1,5 +1,6 @@
 /* Persistent state files with atomic replacement. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,8 @@ dd_state_open_dir(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
-int
-dd_state_write(int dirfd, const char *name, const void *data, size_t len)
+static int
+replace(int dirfd, const char *name, const void *data, size_t len, bool durable)
 {
 	char tmp[300];
 	const char *p = data;
@@ -44,16 +45,28 @@ dd_state_write(int dirfd, const char *name, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	if (rc == 0 && fsync(fd) < 0)
+	if (rc == 0 && durable && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		rc = -errno;
-	if (rc == 0)
+	if (rc == 0 && durable)
 		fsync(dirfd);
-	else
+	else if (rc != 0)
 		unlinkat(dirfd, tmp, 0);
 	return rc;
+}
+
+int
+dd_state_write(int dirfd, const char *name, const void *data, size_t len)
+{
+	return replace(dirfd, name, data, len, true);
+}
+
+int
+dd_state_write_lazy(int dirfd, const char *name, const void *data, size_t len)
+{
+	return replace(dirfd, name, data, len, false);
 }
 
 int

@@ -113,7 +113,7 @@ status_write(struct rx *rx)
 	}
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = (int)strlen(buf);
-	dd_state_write(rx->state_fd, STATUS_FILE, buf, (size_t)n);
+	dd_state_write_lazy(rx->state_fd, STATUS_FILE, buf, (size_t)n);
 }
 
 static const char *
