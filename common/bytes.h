@@ -2,6 +2,8 @@
 #ifndef DD_BYTES_H
 #define DD_BYTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 static inline uint16_t
@@ -43,6 +45,17 @@ dd_store_be64(uint8_t *p, uint64_t v)
 {
 	dd_store_be32(p, (uint32_t)(v >> 32));
 	dd_store_be32(p + 4, (uint32_t)v);
+}
+
+/* True when all n bytes are zero (reserved fields and padding of messages). */
+static inline bool
+dd_all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
 }
 
 #endif

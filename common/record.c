@@ -6,16 +6,6 @@
 #include "digest.h"
 #include "record.h"
 
-static bool
-all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
 void
 dd_record_put_frag(uint8_t *plain, const struct dd_stream_frag *f)
 {
@@ -36,7 +26,7 @@ dd_record_parse_frag(struct dd_stream_frag *f, const uint8_t *plain, size_t len,
 {
 	memset(f, 0, sizeof(*f));
 	if (frag_len == 0 || len != DD_STREAM_HDR_LEN + frag_len || plain[0] != DD_KIND_STREAM ||
-	    !all_zero(plain + 30, 2))
+	    !dd_all_zero(plain + 30, 2))
 		return -EBADMSG;
 	f->k = plain[1];
 	f->m = plain[2];
@@ -109,7 +99,7 @@ dd_record_parse_status(struct dd_stream_status *s, const uint8_t *plain, size_t 
 
 	memset(s, 0, sizeof(*s));
 	if (len < DD_STREAM_STATUS_HDR_LEN || plain[0] != DD_KIND_STREAM_STATUS || plain[1] != 0 ||
-	    !all_zero(plain + 8, 8))
+	    !dd_all_zero(plain + 8, 8))
 		goto bad;
 	count = dd_load_be16(plain + 2);
 	s->interval_ms = dd_load_be32(plain + 4);
@@ -119,7 +109,7 @@ dd_record_parse_status(struct dd_stream_status *s, const uint8_t *plain, size_t 
 		const uint8_t *e = plain + DD_STREAM_STATUS_HDR_LEN + i * DD_STREAM_STATUS_ENTRY_LEN;
 		struct dd_stream_status_entry *se = &s->entries[i];
 
-		if (!all_zero(e + 4, 4))
+		if (!dd_all_zero(e + 4, 4))
 			goto bad;
 		se->channel = dd_load_be32(e);
 		se->blocks = dd_load_be64(e + 8);
@@ -131,7 +121,7 @@ dd_record_parse_status(struct dd_stream_status *s, const uint8_t *plain, size_t 
 			goto bad;
 	}
 	used = DD_STREAM_STATUS_HDR_LEN + count * DD_STREAM_STATUS_ENTRY_LEN;
-	if (!all_zero(plain + used, len - used))
+	if (!dd_all_zero(plain + used, len - used))
 		goto bad;
 	s->count = (uint16_t)count;
 	return 0;
@@ -200,7 +190,7 @@ dd_record_block_walk(const uint8_t *area, size_t area_len, const struct dd_strea
 			return -EBADMSG;
 		off += DD_RECORD_FRAME + n;
 	}
-	if (off != f->bytes || !all_zero(area + off, area_len - off))
+	if (off != f->bytes || !dd_all_zero(area + off, area_len - off))
 		return -EBADMSG;
 	off = 0;
 	for (unsigned i = 0; i < f->count; i++) {

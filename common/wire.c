@@ -58,16 +58,6 @@ dd_wire_put_announce(uint8_t *body, const struct dd_announce *a)
 	dd_store_be64(body + 104, a->started);
 }
 
-static bool
-all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
 int
 dd_wire_parse_announce(struct dd_announce *a, const uint8_t *body, size_t len)
 {
@@ -76,7 +66,7 @@ dd_wire_parse_announce(struct dd_announce *a, const uint8_t *body, size_t len)
 		return -EBADMSG;
 	if (body[0] != DD_CIPHER_AES256GCM && body[0] != DD_CIPHER_CHACHA20POLY1305)
 		return -EBADMSG;
-	if (!all_zero(body + 1, 3) || !all_zero(body + 6, 2))
+	if (!dd_all_zero(body + 1, 3) || !dd_all_zero(body + 6, 2))
 		return -EBADMSG;
 	if (!dd_wire_dgram_size_ok(dd_load_be16(body + 4)))
 		return -EBADMSG;
@@ -139,7 +129,7 @@ dd_wire_parse_frag(struct dd_frag *f, const uint8_t *plain, size_t len, size_t f
 	memset(f, 0, sizeof(*f));
 	if (len != DD_FRAG_HDR_LEN + frag_len || plain[0] != DD_KIND_FRAGMENT)
 		return -EBADMSG;
-	if (!all_zero(plain + 14, 2) || !all_zero(plain + 24, 8))
+	if (!dd_all_zero(plain + 14, 2) || !dd_all_zero(plain + 24, 8))
 		return -EBADMSG;
 	f->k = plain[1];
 	f->m = plain[2];
@@ -211,9 +201,9 @@ dd_wire_parse_manifest(struct dd_manifest *m, const uint8_t *plain, size_t len,
 	    m->path_len > DD_PATH_MAX || DD_MANIFEST_HDR_LEN + (size_t)m->path_len > len ||
 	    dd_wire_block_count(m->size, m->k_full, frag_len) == UINT32_MAX)
 		goto bad;
-	if (!(m->flags & DD_MANIFEST_FINAL) && !all_zero(m->sha256, DD_SHA256_LEN))
+	if (!(m->flags & DD_MANIFEST_FINAL) && !dd_all_zero(m->sha256, DD_SHA256_LEN))
 		goto bad;
-	if (!all_zero(plain + DD_MANIFEST_HDR_LEN + m->path_len,
+	if (!dd_all_zero(plain + DD_MANIFEST_HDR_LEN + m->path_len,
 		      len - DD_MANIFEST_HDR_LEN - m->path_len))
 		goto bad;
 	m->path = (const char *)plain + DD_MANIFEST_HDR_LEN;
@@ -296,10 +286,10 @@ dd_wire_parse_beacon(struct dd_beacon *b, const uint8_t *plain, size_t len)
 		be->size = dd_load_be64(e + 8);
 		be->last_seq = dd_load_be64(e + 16);
 		if (be->status < DD_XFER_SENDING || be->status > DD_XFER_ABANDONED ||
-		    !all_zero(e + 6, 2))
+		    !dd_all_zero(e + 6, 2))
 			goto bad;
 	}
-	if (!all_zero(plain + DD_BEACON_HDR_LEN + count * DD_BEACON_ENTRY_LEN,
+	if (!dd_all_zero(plain + DD_BEACON_HDR_LEN + count * DD_BEACON_ENTRY_LEN,
 		      len - DD_BEACON_HDR_LEN - count * DD_BEACON_ENTRY_LEN))
 		goto bad;
 	return 0;
