@@ -1715,3 +1715,20 @@ dd_config_parse_duration(const char *text, uint64_t *ms)
 {
 	return parse_public(text, duration_suffix, ms);
 }
+
+static int
+count_one(const char *section, void *arg)
+{
+	(void)section;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+unsigned
+dd_config_count_sections(const struct dd_config *cfg, const char *prefix)
+{
+	unsigned n = 0;
+
+	dd_config_each_section(cfg, prefix, count_one, &n);
+	return n;
+}

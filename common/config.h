@@ -82,6 +82,9 @@ const char *dd_config_where(const struct dd_config *cfg, const char *section, co
 int dd_config_each_section(const struct dd_config *cfg, const char *prefix,
 			   int (*fn)(const char *section, void *arg), void *arg);
 
+/* Number of sections whose name starts with prefix. */
+unsigned dd_config_count_sections(const struct dd_config *cfg, const char *prefix);
+
 /* Parse helpers shared with command-line handling; 0 or -EINVAL. */
 int dd_config_parse_size(const char *text, uint64_t *bytes);
 int dd_config_parse_rate(const char *text, uint64_t *bits_per_second);

@@ -456,14 +456,6 @@ struct open_ctx {
 };
 
 static int
-count_section(const char *section, void *arg)
-{
-	(void)section;
-	((struct open_ctx *)arg)->n++;
-	return 0;
-}
-
-static int
 open_channel(const char *section, void *arg)
 {
 	struct open_ctx *ctx = arg;
@@ -527,7 +519,7 @@ streams_open(struct rx *rx, const struct dd_config *cfg, bool check_only)
 	struct open_ctx ctx = { .rx = rx, .cfg = cfg, .check_only = check_only };
 	struct rx_streams *ss;
 
-	dd_config_each_section(cfg, "channel.", count_section, &ctx);
+	ctx.n = dd_config_count_sections(cfg, "channel.");
 	if (ctx.n == 0)
 		return 0;
 	if (ctx.n > DD_CHANNELS_MAX) {

@@ -826,6 +826,10 @@ test_config_iterates_channel_sections_in_file_order(void **state)
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(dd_config_each_section(cfg, "queue", collect, &s), 0);
 	assert_int_equal(s.n, 0);
+
+	assert_int_equal(dd_config_count_sections(cfg, "channel."), 3);
+	assert_int_equal(dd_config_count_sections(cfg, ""), 4);
+	assert_int_equal(dd_config_count_sections(cfg, "queue"), 0);
 	dd_config_free(cfg);
 }
 

@@ -273,14 +273,6 @@ struct open_ctx {
 };
 
 static int
-count_section(const char *section, void *arg)
-{
-	(void)section;
-	((struct open_ctx *)arg)->n++;
-	return 0;
-}
-
-static int
 open_channel(const char *section, void *arg)
 {
 	struct open_ctx *ctx = arg;
@@ -424,7 +416,7 @@ channels_open(struct tx *tx, const struct dd_config *cfg, bool check_only)
 	unsigned max_parity = 0;
 	uint64_t per_20ms;
 
-	dd_config_each_section(cfg, "channel.", count_section, &ctx);
+	ctx.n = dd_config_count_sections(cfg, "channel.");
 	if (ctx.n == 0)
 		return 0;
 	if (ctx.n > DD_CHANNELS_MAX) {
