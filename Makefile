@@ -4,7 +4,7 @@ CFLAGS   ?= -O2 -g
 PREFIX   ?= /usr/local
 BUILD    ?= build
 
-PKGS      = libsodium libuv libisal libcrypto libseccomp
+PKGS      = libsodium libuv libisal libcrypto libseccomp libmosquitto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

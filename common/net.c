@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h> /* UDP_GRO */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,4 +131,52 @@ dd_net_udp_receiver(const struct dd_addr *addr, uint64_t rcvbuf, uint64_t *grant
 		return rc;
 	}
 	return fd;
+}
+
+int
+dd_net_enable_gro(int fd)
+{
+	int on = 1;
+
+	return setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) < 0 ? -errno : 0;
+}
+
+size_t
+dd_net_gro_size(const struct msghdr *msg)
+{
+	const struct cmsghdr *c;
+
+	/* The macros take a non-const header; they only read through it. */
+	for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)msg, (struct cmsghdr *)c)) {
+		int size;
+
+		if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
+		    c->cmsg_len < CMSG_LEN(sizeof(size)))
+			continue;
+		memcpy(&size, CMSG_DATA(c), sizeof(size));
+		return size > 0 ? (size_t)size : 0;
+	}
+	return 0;
+}
+
+int
+dd_net_next_segment(size_t len, size_t seg, size_t *off, size_t *seg_off, size_t *seg_len)
+{
+	if (*off >= len) {
+		/* An empty datagram is still one datagram, seen once. */
+		if (len == 0 && *off == 0) {
+			*off = 1;
+			*seg_off = 0;
+			*seg_len = 0;
+			return 1;
+		}
+		return 0;
+	}
+	if (seg == 0 || seg > len)
+		seg = len;
+	*seg_off = *off;
+	*seg_len = len - *off < seg ? len - *off : seg;
+	*off += *seg_len;
+	return 1;
 }

@@ -11,15 +11,23 @@ dd_pace_init(struct dd_pace *p, uint64_t rate_bps, uint64_t burst_bytes, uint64_
 }
 
 uint64_t
-dd_pace_available(struct dd_pace *p, uint64_t now_ns)
+dd_pace_refill(struct dd_pace *p, uint64_t now_ns, uint64_t catchup_bytes)
 {
 	if (now_ns > p->last_ns) {
+		double cap = (double)p->burst_bytes + (double)catchup_bytes;
+
 		p->tokens += (double)(now_ns - p->last_ns) * (double)p->rate_bps / 8e9;
-		if (p->tokens > (double)p->burst_bytes)
-			p->tokens = (double)p->burst_bytes;
+		if (p->tokens > cap)
+			p->tokens = cap;
 		p->last_ns = now_ns;
 	}
 	return p->tokens > 0 ? (uint64_t)p->tokens : 0;
+}
+
+uint64_t
+dd_pace_available(struct dd_pace *p, uint64_t now_ns)
+{
+	return dd_pace_refill(p, now_ns, 0);
 }
 
 void

@@ -18,6 +18,11 @@ struct dd_pace {
 void dd_pace_init(struct dd_pace *p, uint64_t rate_bps, uint64_t burst_bytes, uint64_t now_ns);
 /* Refill from the clock; returns the whole bytes available. */
 uint64_t dd_pace_available(struct dd_pace *p, uint64_t now_ns);
+/* Same, for a sender that had work waiting since the last refill (it was
+ * busy, not idle): the bucket may then hold catchup_bytes beyond its depth,
+ * so time lost to a stall (reading and coding a group of blocks) is made up
+ * afterwards instead of being lost from the rate. */
+uint64_t dd_pace_refill(struct dd_pace *p, uint64_t now_ns, uint64_t catchup_bytes);
 void dd_pace_consume(struct dd_pace *p, uint64_t bytes);
 /* Nanoseconds until bytes will be available (0 if now). */
 uint64_t dd_pace_wait_ns(const struct dd_pace *p, uint64_t bytes);

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stddef.h>
@@ -172,6 +173,7 @@ static const struct {
 	{ "clock_gettime", BOTH, 0 },
 	{ "gettimeofday", BOTH, 0 },
 	{ "getrandom", BOTH, 0 },
+	{ "timerfd_settime", TX, 0 },   /* fine pacing waits (tx/sender.c) */
 	{ "futex", BOTH, 0 },
 	{ "getpid", BOTH, 0 },
 	/* ending: exit, abort() and fatal signals to ourselves only */
@@ -191,8 +193,18 @@ static const struct {
 	{ "sendto", BOTH, DD_SANDBOX_NET_SEND },
 	{ "socket", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
 	{ "connect", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
+	/* libmosquitto (mqtt:// inputs and sinks) makes an AF_UNIX socket pair
+	 * (its wake-up pipe) at each connection attempt; AF_UNIX only */
+	{ "socketpair", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
 	{ "setsockopt", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
 	{ "shutdown", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
+	/* threads started after the sandbox (diode-tx [link] workers) */
+#ifndef DD_SANITIZER_BUILD
+	{ "clone", TX, DD_SANDBOX_THREADS },  /* with CLONE_THREAD only, see seccomp_apply */
+#endif
+	{ "clone3", TX, DD_SANDBOX_THREADS }, /* ENOSYS: its flags cannot be checked */
+	{ "set_robust_list", TX, DD_SANDBOX_THREADS },
+	{ "rseq", TX, DD_SANDBOX_THREADS },
 #ifdef DD_SANITIZER_BUILD
 	/* the sanitizer runtime: leak check at exit (ptrace from a helper
 	 * task), reports, and its own memory and file handling */
@@ -222,6 +234,12 @@ static const struct {
 };
 
 #define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
+
+#ifdef DD_SANITIZER_BUILD
+static const bool sanitizer_build = true; /* clone stays unrestricted (LSan helper) */
+#else
+static const bool sanitizer_build = false;
+#endif
 
 /* Calls that would move data the wrong way on the link socket: allowed only on
  * other descriptors once the link socket is known. */
@@ -301,6 +319,7 @@ dd_sandbox_from_config(struct dd_sandbox *sb, const struct dd_config *cfg,
 	memset(sb, 0, sizeof(*sb));
 	sb->role = role;
 	sb->link_fd = -1;
+	sb->syslog_fd = -1;
 	sb->uid = (uid_t)-1;
 	sb->gid = (gid_t)-1;
 	sb->allow_root = dd_config_bool(cfg, "process", "allow_root");
@@ -364,13 +383,31 @@ dd_sandbox_allow(struct dd_sandbox *sb, const char *path, bool write)
 void
 dd_sandbox_link_socket(struct dd_sandbox *sb, int fd)
 {
-	sb->link_fd = fd;
+	if (fd < 0 || sb->nlinks >= DD_SANDBOX_LINKS_MAX) {
+		sb->too_many = true;
+		return;
+	}
+	if (sb->nlinks == 0)
+		sb->link_fd = fd;
+	sb->links[sb->nlinks++] = fd;
+}
+
+void
+dd_sandbox_syslog_socket(struct dd_sandbox *sb, int fd)
+{
+	sb->syslog_fd = fd;
 }
 
 void
 dd_sandbox_allow_net(struct dd_sandbox *sb, unsigned what)
 {
 	sb->net |= what & (DD_SANDBOX_NET_ACCEPT | DD_SANDBOX_NET_RECV | DD_SANDBOX_NET_SEND);
+}
+
+void
+dd_sandbox_allow_threads(struct dd_sandbox *sb)
+{
+	sb->net |= DD_SANDBOX_THREADS;
 }
 
 void
@@ -603,6 +640,44 @@ landlock_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 
 /* --------------------------------------------------------------- seccomp */
 
+static bool
+is_link(const struct dd_sandbox *sb, int fd)
+{
+	for (size_t i = 0; i < sb->nlinks; i++)
+		if (sb->links[i] == fd)
+			return true;
+	return false;
+}
+
+/*
+ * Allow call nr on every descriptor but the link sockets. libseccomp takes one
+ * comparison per argument in a rule, so with several sockets: one rule below
+ * the lowest, one above the highest, and one per descriptor number between
+ * them that is not a link socket (none when they were opened in a row). With
+ * one socket this is exactly "fd != link".
+ */
+static int
+allow_off_links(scmp_filter_ctx ctx, int nr, const struct dd_sandbox *sb)
+{
+	int lo = sb->links[0], hi = sb->links[0], rc;
+
+	for (size_t i = 1; i < sb->nlinks; i++) {
+		lo = sb->links[i] < lo ? sb->links[i] : lo;
+		hi = sb->links[i] > hi ? sb->links[i] : hi;
+	}
+	if (hi - lo > 256)
+		return -E2BIG; /* link sockets scattered: refuse rather than build a huge filter */
+	rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_LT, (scmp_datum_t)lo));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+				      SCMP_A0(SCMP_CMP_GT, (scmp_datum_t)hi));
+	for (int fd = lo + 1; rc == 0 && fd < hi; fd++)
+		if (!is_link(sb, fd))
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fd));
+	return rc;
+}
+
 static int
 seccomp_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 {
@@ -624,9 +699,8 @@ seccomp_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 		if (!entry_applies(i, sb->role, sb->net) || nr == __NR_SCMP_ERROR)
 			continue; /* not this daemon's, or not on this architecture */
 		failed = name;
-		if (sb->link_fd >= 0 && guarded(sb->role, name)) {
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					      SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)sb->link_fd));
+		if (sb->nlinks > 0 && guarded(sb->role, name)) {
+			rc = allow_off_links(ctx, nr, sb);
 		} else if (strcmp(name, "socket") == 0) {
 			/* TCP sockets only, for the sinks' connections. */
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
@@ -636,6 +710,16 @@ seccomp_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 				rc = seccomp_rule_add(
 					ctx, SCMP_ACT_ALLOW, nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET6),
 					SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+		} else if (strcmp(name, "clone") == 0 && (sb->net & DD_SANDBOX_THREADS) &&
+			   !sanitizer_build) {
+			/* Threads of this process only: never a new process. */
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+		} else if (strcmp(name, "clone3") == 0) {
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+		} else if (strcmp(name, "socketpair") == 0) {
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					      SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
 		} else if (strcmp(name, "ioctl") == 0) {
 			static const unsigned long requests[] = { FIONBIO, FIOCLEX };
 
@@ -654,6 +738,15 @@ seccomp_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 		} else {
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 		}
+	}
+	if (rc == 0 && sb->syslog_fd >= 0 && sb->syslog_fd != sb->link_fd) {
+		/* Reconnecting the syslog socket after the syslog daemon restarted:
+		 * on that descriptor only (-EEXIST: connect is allowed already). */
+		failed = "connect (syslog socket)";
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 1,
+				      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sb->syslog_fd));
+		if (rc == -EEXIST)
+			rc = 0;
 	}
 	if (rc == 0) {
 		failed = "loading the filter";
@@ -693,8 +786,9 @@ dd_sandbox_apply(const struct dd_sandbox *sb, char *err, size_t errlen)
 	int rc, abi;
 
 	if (sb->too_many) {
-		snprintf(err, errlen, "sandbox: more than %d paths or %d TCP ports to allow",
-			 DD_SANDBOX_PATHS_MAX, DD_SANDBOX_PORTS_MAX);
+		snprintf(err, errlen, "sandbox: more than %d paths, %d TCP ports or %d link "
+			 "sockets to allow", DD_SANDBOX_PATHS_MAX, DD_SANDBOX_PORTS_MAX,
+			 DD_SANDBOX_LINKS_MAX);
 		return -ENOSPC;
 	}
 	warm_up();

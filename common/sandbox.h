@@ -37,6 +37,7 @@
 /* Enough for the daemon's own directories and one per stream channel (24). */
 #define DD_SANDBOX_PATHS_MAX 40
 #define DD_SANDBOX_PORTS_MAX 32
+#define DD_SANDBOX_LINKS_MAX 8 /* link sockets ([link] listen list on diode-rx) */
 
 /* Local sockets used after the sandbox (stream channels and sinks), besides
  * the diode link socket. Each admits a few more system calls. */
@@ -44,6 +45,7 @@
 #define DD_SANDBOX_NET_RECV 0x2u        /* receive on sockets opened before */
 #define DD_SANDBOX_NET_SEND 0x4u        /* send on sockets opened before */
 #define DD_SANDBOX_NET_TCP_CONNECT 0x8u /* set by dd_sandbox_allow_tcp_connect */
+#define DD_SANDBOX_THREADS 0x10u        /* set by dd_sandbox_allow_threads */
 
 enum dd_sandbox_role {
 	DD_SANDBOX_TX, /* diode-tx: sends, never receives */
@@ -67,6 +69,9 @@ struct dd_sandbox {
 	uid_t uid; /* resolved by dd_sandbox_from_config */
 	gid_t gid;
 	int link_fd;  /* the diode link socket, -1 when not given */
+	size_t nlinks; /* every link socket (diode-rx may listen on several) */
+	int links[DD_SANDBOX_LINKS_MAX];
+	int syslog_fd; /* the syslog socket ([log] syslog), -1 when not given */
 	unsigned net; /* DD_SANDBOX_NET_* */
 	size_t nports;
 	uint16_t tcp_ports[DD_SANDBOX_PORTS_MAX];
@@ -112,10 +117,22 @@ void dd_sandbox_allow(struct dd_sandbox *sb, const char *path, bool write);
  * recvmmsg, recvmsg, recvfrom, connect likewise). Set it before apply.
  */
 void dd_sandbox_link_socket(struct dd_sandbox *sb, int fd);
+/* (Called once per socket when there are several, at most DD_SANDBOX_LINKS_MAX;
+ * they should be opened one after the other, as the filter then stays small.) */
+
+/* The Unix datagram socket to syslog (common/log.c): connect() is allowed on
+ * this descriptor only, so that the connection can be made again when the
+ * syslog daemon restarts; datagrams go out with write(). Set it before apply. */
+void dd_sandbox_syslog_socket(struct dd_sandbox *sb, int fd);
 
 /* Allow DD_SANDBOX_NET_ACCEPT, _RECV and/or _SEND on local sockets opened
  * before apply (never on the link socket). */
 void dd_sandbox_allow_net(struct dd_sandbox *sb, unsigned what);
+/* Threads will be started after dd_sandbox_apply() (diode-tx [link]
+ * workers): clone with CLONE_THREAD only (no new process), clone3 answered
+ * ENOSYS (glibc then uses clone), and what a new thread does at start. Started
+ * after the sandbox, threads inherit all of it. */
+void dd_sandbox_allow_threads(struct dd_sandbox *sb);
 
 /* Allow creating TCP sockets and connecting them to port (any address: the
  * configuration names the host); Landlock (ABI 4) refuses other ports. At

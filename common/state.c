@@ -22,7 +22,7 @@ dd_state_open_dir(const char *path)
 }
 
 static int
-replace(int dirfd, const char *name, const void *data, size_t len, bool durable)
+replace(int dirfd, const char *name, const void *data, size_t len, bool durable, mode_t mode)
 {
 	char tmp[300];
 	const char *p = data;
@@ -33,7 +33,10 @@ replace(int dirfd, const char *name, const void *data, size_t len, bool durable)
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
+	/* Whatever the umask: a file others must read gets exactly its mode. */
+	if (mode != 0600 && fchmod(fd, mode) < 0)
+		rc = -errno;
+	while (rc == 0 && len > 0) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0) {
@@ -60,13 +63,19 @@ replace(int dirfd, const char *name, const void *data, size_t len, bool durable)
 int
 dd_state_write(int dirfd, const char *name, const void *data, size_t len)
 {
-	return replace(dirfd, name, data, len, true);
+	return replace(dirfd, name, data, len, true, 0600);
 }
 
 int
 dd_state_write_lazy(int dirfd, const char *name, const void *data, size_t len)
 {
-	return replace(dirfd, name, data, len, false);
+	return replace(dirfd, name, data, len, false, 0600);
+}
+
+int
+dd_state_write_shared(int dirfd, const char *name, const void *data, size_t len)
+{
+	return replace(dirfd, name, data, len, false, 0644);
 }
 
 int

@@ -12,6 +12,9 @@ int dd_state_write(int dirfd, const char *name, const void *data, size_t len);
 /* Same, atomic but without waiting for the disk (no fsync): for state that is
  * rewritten often and whose loss in a power cut is detected and tolerated. */
 int dd_state_write_lazy(int dirfd, const char *name, const void *data, size_t len);
+/* Same as dd_state_write_lazy, but the file gets mode 0644 whatever the umask:
+ * for files other users read (a metrics file for a textfile collector). */
+int dd_state_write_shared(int dirfd, const char *name, const void *data, size_t len);
 /* Read at most cap-1 bytes of dirfd/name, NUL-terminate; -ENOENT if absent. */
 int dd_state_read(int dirfd, const char *name, char *buf, size_t cap);
 /* "key value" lines helpers for u64 values. Missing key: -ENOENT. */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "keys.h"
+#include "metrics.h"
 #include "rx.h"
 #include "sandbox.h"
 #include "state.h"
@@ -21,7 +22,7 @@
 #define REJECT_REPORT_MS 10000
 
 static const struct dd_config_key rx_schema[] = {
-	{ "link", "listen", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, false },
+	{ "link", "listen", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, true },
 	{ "link", "timeout", DD_CFG_DURATION, false, "5s", 100, 0, NULL, false },
 	{ "link", "rcvbuf", DD_CFG_SIZE, false, "32M", 65536, 1ull << 31, NULL, false },
 	{ "link", "announce_rate", DD_CFG_UINT, false, "20", 1, 100000, NULL, false },
@@ -38,12 +39,20 @@ static const struct dd_config_key rx_schema[] = {
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	DD_MONITORING_CONFIG_KEYS, /* metrics file, syslog (rx/metrics.c) */
 	/* stream channels (rx/stream.c, rx/sink.c, docs/OPERATIONS.md "Stream channels") */
 	{ "channel.*", "sink", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "channel.*", "segment_ms", DD_CFG_DURATION, false, "60s", 100, 86400000, NULL, false },
 	{ "channel.*", "segment_bytes", DD_CFG_SIZE, false, "64M", 4096, 1ull << 40, NULL, false },
 	{ "channel.*", "buffer", DD_CFG_SIZE, false, "256M", 65536, 1ull << 40, NULL, false },
 	{ "channel.*", "loss_wait", DD_CFG_DURATION, false, "100ms", 1, 60000, NULL, false },
+	/* MQTT records (rx/sink_mqtt.c, docs/OPERATIONS.md "MQTT bridge") */
+	{ "channel.*", "records", DD_CFG_ENUM, false, NULL, 0, 0, "raw|mqtt", false },
+	{ "channel.*", "mqtt_topic_prefix", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_qos", DD_CFG_UINT, false, "1", 0, 2, NULL, false },
+	{ "channel.*", "mqtt_client_id", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_username", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_password_file", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
@@ -298,11 +307,25 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 	struct stat st_inbox, st_staging;
 	int rc = -EINVAL;
 
-	if (dd_net_resolve(dd_config_str(cfg, "link", "listen"), &set->listen, err,
-			   sizeof(err)) != 0) {
-		fprintf(stderr, "%s: [link] listen: %s\n", dd_config_where(cfg, "link", "listen"),
-			err);
+	set->nlisten = (unsigned)dd_config_list_len(cfg, "link", "listen");
+	if (set->nlisten > RX_LISTEN_MAX) {
+		fprintf(stderr, "%s: [link] listen: at most %d addresses\n",
+			dd_config_where(cfg, "link", "listen"), RX_LISTEN_MAX);
 		goto out;
+	}
+	for (unsigned i = 0; i < set->nlisten; i++) {
+		char item[300];
+
+		if (dd_config_list_item(cfg, "link", "listen", i, item, sizeof(item)) != 0) {
+			fprintf(stderr, "%s: [link] listen: address %u is too long\n",
+				dd_config_where(cfg, "link", "listen"), i + 1);
+			goto out;
+		}
+		if (dd_net_resolve(item, &set->listen[i], err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [link] listen: %s\n",
+				dd_config_where(cfg, "link", "listen"), err);
+			goto out;
+		}
 	}
 	set->timeout_ms = dd_config_u64(cfg, "link", "timeout");
 	set->rcvbuf = dd_config_u64(cfg, "link", "rcvbuf");
@@ -390,16 +413,22 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 		rc = 0;
 		goto out;
 	}
-	rx->sock = dd_net_udp_receiver(&set->listen, set->rcvbuf, &granted, err, sizeof(err));
-	if (rx->sock < 0) {
-		fprintf(stderr, "%s: [link] listen: %s\n", dd_config_where(cfg, "link", "listen"),
-			err);
-		goto out;
+	for (unsigned i = 0; i < set->nlisten; i++) {
+		int fd = dd_net_udp_receiver(&set->listen[i], set->rcvbuf, &granted, err,
+					     sizeof(err));
+
+		if (fd < 0) {
+			fprintf(stderr, "%s: [link] listen: %s\n",
+				dd_config_where(cfg, "link", "listen"), err);
+			goto out;
+		}
+		rx->socks[rx->nsocks++] = fd;
+		if (granted < set->rcvbuf && i == 0)
+			dd_warn("receive buffer is %" PRIu64 " bytes, not the %" PRIu64 " asked for "
+				"by [link] rcvbuf: bursts may be dropped; raise the cap with "
+				"'sysctl -w net.core.rmem_max=%" PRIu64 "'", granted, set->rcvbuf,
+				set->rcvbuf);
 	}
-	if (granted < set->rcvbuf)
-		dd_warn("receive buffer is %" PRIu64 " bytes, not the %" PRIu64 " asked for by [link] "
-			"rcvbuf: bursts may be dropped; raise the cap with 'sysctl -w "
-			"net.core.rmem_max=%" PRIu64 "'", granted, set->rcvbuf, set->rcvbuf);
 	rc = 0;
 out:
 	sodium_free(secret);
@@ -417,8 +446,10 @@ restrict_process(struct rx *rx, const struct dd_config *cfg, struct dd_sandbox *
 	dd_sandbox_allow(sb, rx->set.quarantine, true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	rx_monitoring_sandbox(rx, sb);
 	/* Nothing may ever be sent through the diode socket. */
-	dd_sandbox_link_socket(sb, rx->sock);
+	for (unsigned i = 0; i < rx->nsocks; i++)
+		dd_sandbox_link_socket(sb, rx->socks[i]);
 	streams_sandbox(rx, sb);
 	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
 		dd_error("%s", err);
@@ -434,7 +465,7 @@ main(int argc, char **argv)
 	struct dd_config *cfg = NULL;
 	const char *config_path = NULL;
 	bool check_only = false, verbose = false;
-	char err[1024], where[80];
+	char err[1024], where[RX_LISTEN_MAX * 82];
 	struct dd_sandbox sb;
 	int opt, rc = 1;
 
@@ -480,13 +511,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 	dd_log_init("diode-rx", verbose ? DD_LOG_DEBUG : level_from(dd_config_str(cfg, "log", "level")));
-	rx.sock = rx.inbox_fd = rx.staging_fd = rx.quarantine_fd = rx.state_fd = -1;
+	rx.inbox_fd = rx.staging_fd = rx.quarantine_fd = rx.state_fd = -1;
 	rx.reject_rl.interval_ms = REJECT_REPORT_MS;
 	if (dd_sandbox_from_config(&sb, cfg, DD_SANDBOX_RX, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	if (setup(&rx, cfg, check_only) != 0)
+	if (setup(&rx, cfg, check_only) != 0 || rx_monitoring_open(&rx, cfg) != 0)
 		goto out;
 	if (streams_open(&rx, cfg, check_only) != 0)
 		goto out;
@@ -521,9 +552,18 @@ main(int argc, char **argv)
 	if (restrict_process(&rx, cfg, &sb) != 0)
 		goto out;
 	streams_start(&rx);
-	dd_net_format(&rx.set.listen, where, sizeof(where));
+	rx_metrics_start(&rx);
+	where[0] = '\0';
+	for (unsigned i = 0; i < rx.set.nlisten; i++) {
+		char one[80];
+		size_t used = strlen(where);
+
+		dd_net_format(&rx.set.listen[i], one, sizeof(one));
+		snprintf(where + used, sizeof(where) - used, "%s%s", i > 0 ? ", " : "", one);
+	}
 	dd_notice("listening on %s; delivering into %s", where, rx.set.inbox);
 	uv_run(rx.loop, UV_RUN_DEFAULT);
+	rx_metrics_write(&rx);
 	dd_notice("stopped: %" PRIu64 " files delivered, %" PRIu64 " failed",
 		  rx.delivered_before + rx.c.files_delivered, rx.failed_before + rx.c.files_failed);
 	rc = 0;
@@ -534,5 +574,6 @@ out:
 	dd_crypto_rx_free(rx.crypto);
 	dd_config_free(cfg);
 	dd_audit_close();
+	rx_monitoring_close(&rx);
 	return rc;
 }

@@ -391,7 +391,7 @@ reasm_fragment(struct rx *rx, const struct dd_frag *f, const uint8_t *payload)
 		rx->c.malformed++;
 		return;
 	}
-	t->last_ms = dd_mono_ms();
+	t->last_ms = rx->now_ms; /* read once per receive batch */
 	t->datagrams++;
 	if (block_done(t, f->block)) {
 		rx->c.duplicates++;

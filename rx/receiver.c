@@ -9,11 +9,17 @@
 #include "rx.h"
 
 #define BATCH 64
-#define RECV_BUF 65536
-#define MAX_BATCHES_PER_WAKE 32
+#define RECV_BUF 65536 /* a datagram, or a UDP_GRO run of them: at most 64 KiB */
+/* Then back to the loop (timers, other sockets, sinks): the same bound with
+ * UDP_GRO, where one batch may hold up to 64 runs of datagrams. */
+#define MAX_DATAGRAMS_PER_WAKE 2048
 
 static struct mmsghdr msgs[BATCH];
 static struct iovec iovs[BATCH];
+static union {
+	struct cmsghdr align;
+	uint8_t buf[DD_NET_GRO_CMSG_SPACE];
+} ctrl[BATCH];
 static uint8_t *bufs;
 
 static void
@@ -46,6 +52,8 @@ announce_event(struct rx *rx, const struct dd_hdr *h, const struct dd_announce *
 		rx_report_rejections(rx, dd_mono_ms(), true);
 		rx->delivered_before += rx->c.files_delivered;
 		rx->failed_before += rx->c.files_failed;
+		rx_counters_add(&rx->c_before, &rx->c); /* metrics stay monotonic */
+		rx->session_started_ms = dd_now_ms();
 		memset(&rx->c, 0, sizeof(rx->c));
 		memset(&rx->c_reported, 0, sizeof(rx->c_reported));
 		dd_notice("session %u from sender %s: %s, datagrams of %u bytes", h->session, fp,
@@ -85,12 +93,12 @@ handle_announce(struct rx *rx, const struct dd_hdr *h, const uint8_t *buf, size_
 	rx->c.announces++;
 	switch (rc) {
 	case DD_ANNOUNCE_KNOWN:
-		rx->last_auth_ms = dd_mono_ms();
+		rx->last_auth_ms = rx->now_ms;
 		count_sequence(rx, h->seq);
 		return;
 	case DD_ANNOUNCE_NEW_SESSION:
 	case DD_ANNOUNCE_NEW_EPOCH:
-		rx->last_auth_ms = dd_mono_ms();
+		rx->last_auth_ms = rx->now_ms;
 		announce_event(rx, h, &a, rc);
 		count_sequence(rx, h->seq);
 		return;
@@ -131,6 +139,7 @@ rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
 	int rc;
 
 	rx->c.received++;
+	rx->c.received_bytes += len;
 	if (dd_wire_parse_header(&h, buf, len) != 0) {
 		rx->c.malformed++;
 		return;
@@ -153,7 +162,7 @@ rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
 	}
 	/* Authentic from here on: only now is the inside parsed. */
 	rx->c.accepted++;
-	rx->last_auth_ms = dd_mono_ms();
+	rx->last_auth_ms = rx->now_ms;
 	count_sequence(rx, h.seq);
 	switch (plain[0]) {
 	case DD_KIND_FRAGMENT: {
@@ -212,15 +221,33 @@ rx_handle_datagram(struct rx *rx, uint8_t *buf, size_t len)
 	}
 }
 
+/* One received buffer: a datagram, or a UDP_GRO run of datagrams of seg bytes
+ * (the last may be shorter). Each goes through every check on its own, so a
+ * forged or truncated one costs only itself. */
+static unsigned
+handle_buffer(struct rx *rx, uint8_t *buf, size_t len, size_t seg)
+{
+	size_t off = 0, seg_off, seg_len;
+	unsigned n = 0;
+
+	while (dd_net_next_segment(len, seg, &off, &seg_off, &seg_len)) {
+		rx_handle_datagram(rx, buf + seg_off, seg_len);
+		n++;
+	}
+	return n;
+}
+
 static void
 on_readable(uv_poll_t *p, int status, int events)
 {
 	struct rx *rx = p->data;
+	uv_os_fd_t fd;
+	unsigned handled = 0;
 
 	(void)events;
-	if (status < 0)
+	if (status < 0 || uv_fileno((uv_handle_t *)p, &fd) != 0)
 		return;
-	for (int round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
+	while (handled < MAX_DATAGRAMS_PER_WAKE) {
 		int n;
 
 		for (int i = 0; i < BATCH; i++) {
@@ -230,20 +257,25 @@ on_readable(uv_poll_t *p, int status, int events)
 			msgs[i].msg_hdr.msg_iovlen = 1;
 			msgs[i].msg_hdr.msg_name = NULL;
 			msgs[i].msg_hdr.msg_namelen = 0;
-			msgs[i].msg_hdr.msg_control = NULL;
-			msgs[i].msg_hdr.msg_controllen = 0;
+			msgs[i].msg_hdr.msg_control = ctrl[i].buf;
+			msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i].buf);
 			msgs[i].msg_hdr.msg_flags = 0;
 		}
-		n = recvmmsg(rx->sock, msgs, BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		/* One clock read per batch: the link monitor and the stall
+		 * timers count in milliseconds. */
+		rx->now_ms = dd_mono_ms();
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				rx->c.received++;
 				rx->c.malformed++;
+				handled++;
 				continue;
 			}
-			rx_handle_datagram(rx, bufs + (size_t)i * RECV_BUF, msgs[i].msg_len);
+			handled += handle_buffer(rx, bufs + (size_t)i * RECV_BUF, msgs[i].msg_len,
+						 dd_net_gro_size(&msgs[i].msg_hdr));
 		}
 		if (n < BATCH)
 			break;
@@ -253,18 +285,34 @@ on_readable(uv_poll_t *p, int status, int events)
 int
 receiver_start(struct rx *rx)
 {
+	unsigned gro = 0;
+
 	bufs = malloc((size_t)BATCH * RECV_BUF);
 	if (bufs == NULL)
 		return -ENOMEM;
-	uv_poll_init(rx->loop, &rx->sock_poll, rx->sock);
-	rx->sock_poll.data = rx;
-	return uv_poll_start(&rx->sock_poll, UV_READABLE, on_readable);
+	for (unsigned i = 0; i < rx->nsocks; i++) {
+		int rc;
+
+		/* Before the sandbox, which has no setsockopt. */
+		if (dd_net_enable_gro(rx->socks[i]) == 0)
+			gro++;
+		uv_poll_init(rx->loop, &rx->sock_polls[i], rx->socks[i]);
+		rx->sock_polls[i].data = rx;
+		rc = uv_poll_start(&rx->sock_polls[i], UV_READABLE, on_readable);
+		if (rc != 0)
+			return rc;
+	}
+	if (gro < rx->nsocks)
+		dd_info("receive offload (UDP_GRO) not available on this kernel: datagrams are "
+			"read one by one");
+	return 0;
 }
 
 void
 receiver_stop(struct rx *rx)
 {
-	uv_poll_stop(&rx->sock_poll);
+	for (unsigned i = 0; i < rx->nsocks; i++)
+		uv_poll_stop(&rx->sock_polls[i]);
 	free(bufs);
 	bufs = NULL;
 }

@@ -18,8 +18,11 @@ struct dd_config;
 struct dd_sandbox;
 struct rx_streams;
 
+#define RX_LISTEN_MAX 8 /* [link] listen addresses, one socket each */
+
 struct rx_settings {
-	struct dd_addr listen;
+	struct dd_addr listen[RX_LISTEN_MAX];
+	unsigned nlisten;
 	uint64_t timeout_ms;
 	uint64_t rcvbuf;
 	unsigned announce_rate;
@@ -78,6 +81,7 @@ struct rx_counters {
 	uint64_t lost, reordered; /* sequence gaps, and gaps later filled */
 	uint64_t files_delivered, files_failed;
 	uint64_t stream_records, stream_records_lost, stream_blocks_lost, stream_unknown;
+	uint64_t received_bytes; /* UDP payload bytes of every datagram received */
 };
 
 struct rx {
@@ -85,8 +89,11 @@ struct rx {
 	struct rx_settings set;
 	struct dd_crypto_rx *crypto;
 	struct dd_fec *fec;
-	int sock, inbox_fd, staging_fd, quarantine_fd, state_fd;
-	uv_poll_t sock_poll;
+	int socks[RX_LISTEN_MAX];     /* one per [link] listen address, all feeding one receiver */
+	unsigned nsocks;
+	int inbox_fd, staging_fd, quarantine_fd, state_fd;
+	uv_poll_t sock_polls[RX_LISTEN_MAX];
+	uint64_t now_ms;              /* dd_mono_ms() read once per receive batch */
 	uv_timer_t tick_timer;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
@@ -128,6 +135,8 @@ struct rx {
 
 	struct rx_counters c, c_reported;     /* this session */
 	uint64_t delivered_before, failed_before; /* earlier sessions of this process */
+	struct rx_counters c_before;          /* every counter, summed over earlier sessions */
+	uint64_t session_started_ms;          /* wall clock when this session was first heard */
 	struct dd_ratelimit reject_rl;
 };
 
@@ -207,6 +216,72 @@ void sink_tick(struct rx_sink *s, uint64_t now_ms);
 /* Stopping: finish the segment, keep undelivered records for the next start. */
 void sink_stop(struct rx_sink *s);
 void sink_free(struct rx_sink *s);
+/* What the status file shows of a sink; pointers into the sink. */
+struct sink_status {
+	const char *state;     /* tcp: up, connecting, down, closing; dir:, udp: ok, failing */
+	const char *target;    /* as configured */
+	uint64_t backlog;      /* tcp: records waiting or not yet acknowledged */
+	uint64_t dropped;      /* records not handed on, since diode-rx started */
+	uint64_t last_drop_ms; /* dd_mono_ms() of the last one, 0: never */
+};
+void sink_get_status(const struct rx_sink *s, struct sink_status *out);
+/* A record the sink could not hand on (reported as a run, audited). */
+void sink_drop(struct rx_sink *s, uint64_t seq, uint64_t n, const char *reason, const char *detail);
+
+/* sink_mqtt.c: sink = mqtt://HOST:PORT (docs/OPERATIONS.md "MQTT bridge") */
+struct rx_mqtt;
+/* Parse and check; unless check_only, create the client and attach the
+ * buffer (state directory). 0, or a negative errno after printing
+ * "FILE:LINE: ..." on stderr (*out is then freed by mqtt_sink_free). */
+int mqtt_sink_open(struct rx_mqtt **out, struct rx_sink *s, const struct dd_config *cfg,
+		   const char *section, const char *channel, const char *spec, int state_fd,
+		   bool check_only);
+void mqtt_sink_sandbox(const struct rx_mqtt *m, struct dd_sandbox *sb);
+void mqtt_sink_start(struct rx_mqtt *m, uv_loop_t *loop);
+void mqtt_sink_record(struct rx_mqtt *m, uint64_t seq, const uint8_t *rec, size_t len);
+void mqtt_sink_flush(struct rx_mqtt *m);
+void mqtt_sink_tick(struct rx_mqtt *m, uint64_t now_ms);
+/* Unacknowledged messages back into the buffer, disconnect. */
+void mqtt_sink_stop(struct rx_mqtt *m);
+bool mqtt_sink_is_up(const struct rx_mqtt *m);
+uint64_t mqtt_sink_backlog(const struct rx_mqtt *m);
+void mqtt_sink_free(struct rx_mqtt *m);
+/* stream.c: the streams part of the status file (counters of this session,
+ * one "channel NAME key value ..." line per channel); *last_loss_ms: when
+ * records were last lost, dropped by diode-tx or by a sink (dd_mono_ms(), 0:
+ * never). Returns the bytes written (at most len - 1, NUL-terminated). */
+size_t streams_status_text(struct rx *rx, char *buf, size_t len, uint64_t *last_loss_ms);
+
+/* Per-channel counters for the metrics file (this process; never reset).
+ * name points into the channel (valid until streams_close). */
+struct rx_channel_stats {
+	const char *name;
+	uint64_t delivered;  /* records handed to the sink */
+	uint64_t lost;       /* records reported lost (by sequence range) */
+	uint64_t late;       /* fragments of blocks already settled */
+	uint64_t duplicates; /* fragments received twice */
+	uint64_t malformed;  /* fragments or blocks that did not fit */
+	uint64_t gaps;       /* records_lost reports (gaps in the record sequence) */
+	uint64_t sender_dropped; /* records diode-tx said it dropped */
+	uint64_t sink_dropped;   /* records the sink could not hand on */
+	uint64_t sink_backlog;   /* records waiting in the sink (gauge) */
+};
+unsigned streams_count(const struct rx *rx);
+void streams_stats(const struct rx *rx, unsigned i, struct rx_channel_stats *out);
+
+/* metrics.c: [log] metrics (Prometheus text file) and [log] syslog */
+/* Read [log]; open the metrics directory and the syslog socket (before the
+ * sandbox). 0, or -1 after printing "FILE:LINE: ..." on stderr. */
+int rx_monitoring_open(struct rx *rx, const struct dd_config *cfg);
+/* What the sandbox must allow: the metrics directory, the syslog socket. */
+void rx_monitoring_sandbox(struct rx *rx, struct dd_sandbox *sb);
+/* Write the metrics file now and then every [log] metrics_interval. */
+void rx_metrics_start(struct rx *rx);
+/* Write it now (diode-rx stops: after the loop, before the channels close). */
+void rx_metrics_write(struct rx *rx);
+void rx_monitoring_close(struct rx *rx);
+/* sum += c, every counter (a new session resets rx->c; metrics must not go down) */
+void rx_counters_add(struct rx_counters *sum, const struct rx_counters *c);
 
 /* status.c */
 void status_loss_summary(struct rx *rx, uint64_t now);

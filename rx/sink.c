@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "mqttrec.h"
 #include "recq.h"
 #include "rx.h"
 #include "sandbox.h"
@@ -28,24 +29,29 @@
 #define UDP_BUF (1024 * 1024)
 #define UDP_MAX 65507
 #define DROP_REPORT_MS 1000
+#define FAILING_MS 10000           /* status: a dir: or udp: sink dropped records this recently */
 /* Offset of tcpi_bytes_acked (u64) in the kernel's struct tcp_info (Linux 4.1
  * and later, include/uapi/linux/tcp.h); glibc's copy of the struct stops
  * before it, so the field is read from the raw bytes. */
 #define TCPI_BYTES_ACKED_OFF 120
 #define TCPI_LEN 256
 
-enum sink_kind { SINK_DIR, SINK_TCP, SINK_UDP };
+enum sink_kind { SINK_DIR, SINK_TCP, SINK_UDP, SINK_MQTT };
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP, CONN_CLOSING };
 
 struct rx_sink {
 	struct rx *rx;
 	enum sink_kind kind;
+	struct rx_mqtt *mqtt; /* mqtt:// (sink_mqtt.c) */
+	bool mqtt_lines;      /* records = mqtt on a dir:, tcp:// or udp:// sink: text lines */
+	char *line;           /* one such line */
 	char section[80], channel[72], target[256];
 
 	/* A run of records that could not be handed on, reported as one event. */
 	uint64_t drop_first, drop_last, drop_count, drop_since_ms;
 	const char *drop_reason;
 	char drop_detail[128];
+	uint64_t dropped_total, last_drop_ms; /* since diode-rx started, for the status file */
 
 	/* dir: */
 	int dirfd;
@@ -72,6 +78,8 @@ struct rx_sink {
 	uint64_t ack_base; /* tcpi_bytes_acked when connected (the SYN) */
 	uint64_t retry_at_ms, backoff_ms, closing_since_ms, down_since_ms;
 	bool down_reported, want_write;
+	uv_timer_t retry;  /* reconnects when the back-off is over */
+	bool retry_init;
 	uint64_t sent_total;
 
 	/* udp: */
@@ -130,6 +138,8 @@ drop(struct rx_sink *s, uint64_t seq, uint64_t n, const char *reason, const char
 	}
 	s->drop_last = seq + n - 1;
 	s->drop_count += n;
+	s->dropped_total += n;
+	s->last_drop_ms = dd_mono_ms();
 }
 
 /* ---------------------------------------------------------------- dir: */
@@ -295,7 +305,17 @@ dir_record(struct rx_sink *s, uint64_t seq, const uint8_t *rec, size_t len)
 /* ---------------------------------------------------------------- tcp: */
 
 static void tcp_pump(struct rx_sink *s);
+static void tcp_connect(struct rx_sink *s);
 static void on_tcp(uv_poll_t *p, int status, int events);
+
+static void
+on_retry(uv_timer_t *t)
+{
+	struct rx_sink *s = t->data;
+
+	if (s->st == CONN_DOWN && !s->rx->stopping)
+		tcp_connect(s);
+}
 
 static void
 poll_closed(uv_handle_t *h)
@@ -385,6 +405,9 @@ tcp_down(struct rx_sink *s, const char *why)
 	s->want_write = false;
 	s->st = CONN_DOWN;
 	s->retry_at_ms = dd_mono_ms() + s->backoff_ms;
+	/* On time, not at the next tick: records wait for the destination meanwhile. */
+	if (s->retry_init)
+		uv_timer_start(&s->retry, on_retry, s->backoff_ms, 0);
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 	if (!s->down_reported) {
 		s->down_reported = true;
@@ -656,6 +679,20 @@ sink_open(struct rx_sink **out, struct rx *rx, const struct dd_config *cfg, cons
 	snprintf(s->channel, sizeof(s->channel), "%s", channel);
 	snprintf(s->target, sizeof(s->target), "%s", spec);
 	*out = s;
+	if (strncmp(spec, "mqtt://", 7) == 0) {
+		s->kind = SINK_MQTT;
+		return mqtt_sink_open(&s->mqtt, s, cfg, section, channel, spec, state_fd, check_only);
+	}
+	if (dd_config_has(cfg, section, "records") &&
+	    strcmp(dd_config_str(cfg, section, "records"), "mqtt") == 0) {
+		/* MQTT records become "TOPIC<TAB>RETAIN<TAB>BASE64" lines. */
+		s->mqtt_lines = true;
+		s->line = check_only ? NULL : malloc(dd_mqttrec_line_max(DD_RECORD_MAX));
+		if (!check_only && s->line == NULL) {
+			fprintf(stderr, "out of memory\n");
+			return -ENOMEM;
+		}
+	}
 	if (strncmp(spec, "dir:", 4) == 0) {
 		s->kind = SINK_DIR;
 		s->dir_path = spec + 4;
@@ -726,8 +763,8 @@ sink_open(struct rx_sink **out, struct rx *rx, const struct dd_config *cfg, cons
 				  recovered, spec);
 		return 0;
 	}
-	fprintf(stderr, "%s: [%s] sink: '%s': expected dir:PATH, tcp://HOST:PORT or "
-		"udp://HOST:PORT\n", where, section, spec);
+	fprintf(stderr, "%s: [%s] sink: '%s': expected dir:PATH, tcp://HOST:PORT, "
+		"udp://HOST:PORT or mqtt://HOST:PORT\n", where, section, spec);
 	return -EINVAL;
 }
 
@@ -750,19 +787,50 @@ sink_sandbox(const struct rx_sink *s, struct dd_sandbox *sb)
 	case SINK_UDP:
 		dd_sandbox_allow_net(sb, DD_SANDBOX_NET_SEND);
 		break;
+	case SINK_MQTT:
+		mqtt_sink_sandbox(s->mqtt, sb);
+		break;
 	}
 }
 
 void
 sink_start(struct rx_sink *s)
 {
-	if (s->kind == SINK_TCP)
-		tcp_connect(s);
+	if (s->kind == SINK_MQTT) {
+		mqtt_sink_start(s->mqtt, s->rx->loop);
+		return;
+	}
+	if (s->kind != SINK_TCP)
+		return;
+	uv_timer_init(s->rx->loop, &s->retry);
+	s->retry.data = s;
+	s->retry_init = true;
+	tcp_connect(s);
 }
 
 void
 sink_record(struct rx_sink *s, uint64_t seq, const uint8_t *rec, size_t len)
 {
+	if (s->kind == SINK_MQTT) {
+		mqtt_sink_record(s->mqtt, seq, rec, len);
+		return;
+	}
+	if (s->mqtt_lines) {
+		struct dd_mqttrec m;
+		int n;
+
+		if (dd_mqttrec_parse(&m, rec, len) != 0) {
+			drop(s, seq, 1, "not an MQTT record (records = mqtt)", NULL);
+			return;
+		}
+		n = dd_mqttrec_line(s->line, dd_mqttrec_line_max(DD_RECORD_MAX), &m);
+		if (n < 0) {
+			drop(s, seq, 1, "not an MQTT record (records = mqtt)", NULL);
+			return;
+		}
+		rec = (const uint8_t *)s->line;
+		len = (size_t)n;
+	}
 	if (s->kind != SINK_UDP && memchr(rec, '\n', len) != NULL) {
 		/* diode-tx never sends one; a line-oriented sink could not keep it whole. */
 		drop(s, seq, 1, "contains a newline", NULL);
@@ -779,6 +847,8 @@ sink_record(struct rx_sink *s, uint64_t seq, const uint8_t *rec, size_t len)
 		break;
 	case SINK_UDP:
 		udp_record(s, seq, rec, len);
+		break;
+	case SINK_MQTT: /* taken above */
 		break;
 	}
 }
@@ -798,6 +868,9 @@ sink_flush(struct rx_sink *s)
 	case SINK_UDP:
 		if (s->un > 0)
 			udp_send(s);
+		break;
+	case SINK_MQTT:
+		mqtt_sink_flush(s->mqtt);
 		break;
 	}
 }
@@ -827,6 +900,9 @@ sink_tick(struct rx_sink *s, uint64_t now)
 		break;
 	case SINK_UDP:
 		break;
+	case SINK_MQTT:
+		mqtt_sink_tick(s->mqtt, now);
+		break;
 	}
 }
 
@@ -834,6 +910,9 @@ void
 sink_stop(struct rx_sink *s)
 {
 	switch (s->kind) {
+	case SINK_MQTT:
+		mqtt_sink_stop(s->mqtt);
+		break;
 	case SINK_DIR:
 		dir_finish(s);
 		break;
@@ -846,6 +925,8 @@ sink_stop(struct rx_sink *s)
 		size_t n = 0;
 		uint64_t dropped = 0;
 
+		if (s->retry_init)
+			uv_timer_stop(&s->retry);
 		if (s->st == CONN_UP)
 			tcp_pump(s);
 		if (s->fd >= 0)
@@ -890,6 +971,38 @@ sink_stop(struct rx_sink *s)
 }
 
 void
+sink_get_status(const struct rx_sink *s, struct sink_status *out)
+{
+	static const char *const conn[] = { "down", "connecting", "up", "closing" };
+	bool failing = s->last_drop_ms != 0 && dd_mono_ms() - s->last_drop_ms < FAILING_MS;
+
+	memset(out, 0, sizeof(*out));
+	out->target = s->target;
+	out->dropped = s->dropped_total;
+	out->last_drop_ms = s->last_drop_ms;
+	switch (s->kind) {
+	case SINK_TCP:
+		out->state = conn[s->st];
+		/* Waiting in the buffer, and handed to the connection but not
+		 * acknowledged (sent again if it breaks). */
+		out->backlog = s->q != NULL ? dd_recq_records(s->q) : 0;
+		for (const uint8_t *p = s->fl, *end = s->fl + s->fl_len;
+		     p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+			out->backlog++;
+		break;
+	case SINK_MQTT:
+		out->state = mqtt_sink_is_up(s->mqtt) ? "up" : "down";
+		out->backlog = mqtt_sink_backlog(s->mqtt);
+		break;
+	case SINK_DIR:
+	case SINK_UDP:
+	default:
+		out->state = failing ? "failing" : "ok";
+		break;
+	}
+}
+
+void
 sink_free(struct rx_sink *s)
 {
 	if (s == NULL)
@@ -903,8 +1016,16 @@ sink_free(struct rx_sink *s)
 	if (s->ufd >= 0)
 		close(s->ufd);
 	dd_recq_free(s->q);
+	mqtt_sink_free(s->mqtt);
+	free(s->line);
 	free(s->fl);
 	free(s->wbuf);
 	free(s->ubuf);
 	free(s);
+}
+
+void
+sink_drop(struct rx_sink *s, uint64_t seq, uint64_t n, const char *reason, const char *detail)
+{
+	drop(s, seq, n, reason, detail);
 }

@@ -1,6 +1,7 @@
 /* Stream channels: block reassembly and repair, delivery in record order, loss reports by sequence range. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,9 @@ struct rx_channel {
 	uint64_t saved_block, saved_seq;
 
 	uint64_t delivered, lost, late, duplicates, malformed;
+	/* For the status file, since diode-rx started: records_lost events,
+	 * blocks given up, records diode-tx dropped, when records were last lost. */
+	uint64_t gaps, blocks_lost, sender_dropped_total, last_loss_ms;
 	struct dd_ratelimit lost_rl;
 };
 
@@ -114,8 +118,10 @@ load_state(struct rx_streams *ss, struct rx_channel *ch)
 	ch->next_seq = seq;
 }
 
+/* Periodic saves do not wait for the disk (an fsync on the event loop would
+ * hold up every record behind it); the save at stop does. */
 static void
-save_state(struct rx_streams *ss, struct rx_channel *ch)
+save_state(struct rx_streams *ss, struct rx_channel *ch, bool durable)
 {
 	char name[128], buf[160];
 	int rc;
@@ -128,7 +134,8 @@ save_state(struct rx_streams *ss, struct rx_channel *ch)
 	state_name(ch, name, sizeof(name));
 	snprintf(buf, sizeof(buf), "session %" PRIu32 "\nblock %" PRIu64 "\nseq %" PRIu64 "\n",
 		 ch->session, ch->next_block, ch->next_seq);
-	rc = dd_state_write(ss->state_fd, name, buf, strlen(buf));
+	rc = durable ? dd_state_write(ss->state_fd, name, buf, strlen(buf))
+		     : dd_state_write_lazy(ss->state_fd, name, buf, strlen(buf));
 	if (rc != 0) {
 		static struct dd_ratelimit rl = { .interval_ms = 60000 };
 
@@ -152,6 +159,8 @@ report_lost(struct rx_channel *ch, uint64_t first, uint64_t last, const char *re
 	uint64_t suppressed = 0;
 
 	ch->lost += last - first + 1;
+	ch->gaps++;
+	ch->last_loss_ms = dd_mono_ms();
 	ch->rx->c.stream_records_lost += last - first + 1;
 	if (dd_ratelimit_ok(&ch->lost_rl, dd_mono_ms(), &suppressed))
 		dd_warn("[%s] records %" PRIu64 "..%" PRIu64 " (%" PRIu64 ") lost: %s%s", ch->section,
@@ -303,9 +312,11 @@ declare_lost(struct rx_channel *ch, struct st_block *b, const char *why)
 		 * (or the sender's status) starts. */
 		ch->gap_open = true;
 		ch->gap_blocks++;
+		ch->blocks_lost++;
 		ch->rx->c.stream_blocks_lost++;
 		return;
 	}
+	ch->blocks_lost++;
 	ch->rx->c.stream_blocks_lost++;
 	seq_advance(ch, b->first_seq, "no fragment of their blocks arrived");
 	snprintf(reason, sizeof(reason), "block %" PRIu64 ": %u of %u fragments arrived, %u needed%s%s",
@@ -430,7 +441,7 @@ on_housekeep(uv_timer_t *t)
 	for (unsigned i = 0; i < ss->n; i++) {
 		sink_tick(ss->ch[i].sink, now);
 		if (save)
-			save_state(ss, &ss->ch[i]);
+			save_state(ss, &ss->ch[i], false);
 	}
 	if (save)
 		ss->last_save_ms = now;
@@ -701,6 +712,7 @@ streams_fragment(struct rx *rx, const struct dd_stream_frag *f, const uint8_t *p
 		if (!any) {
 			/* A jump with nothing held: everything skipped is lost. */
 			ch->rx->c.stream_blocks_lost += f->block - WIN + 1 - ch->next_block;
+			ch->blocks_lost += f->block - WIN + 1 - ch->next_block;
 			ch->gap_open = true;
 			ch->next_block = f->block - WIN + 1;
 			break;
@@ -784,6 +796,8 @@ streams_status(struct rx *rx, const struct dd_stream_status *s)
 			dd_audit_u64(&ev, "count", e->dropped - ch->sender_dropped);
 			dd_audit_u64(&ev, "total", e->dropped);
 			dd_audit_commit(&ev);
+			ch->sender_dropped_total += e->dropped - ch->sender_dropped;
+			ch->last_loss_ms = now;
 			ch->sender_dropped = e->dropped;
 		}
 		if (!ch->base_known) {
@@ -840,7 +854,7 @@ streams_stop(struct rx *rx)
 
 		finish_session(ch, "diode-rx stopped before the block completed");
 		sink_stop(ch->sink);
-		save_state(ss, ch);
+		save_state(ss, ch, true);
 	}
 	if (ss->started) {
 		uv_timer_stop(&ss->housekeep);
@@ -866,4 +880,98 @@ streams_close(struct rx *rx)
 	free(ss->ch);
 	free(ss);
 	rx->streams = NULL;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+unsigned
+streams_count(const struct rx *rx)
+{
+	return rx->streams != NULL ? rx->streams->n : 0;
+}
+
+void
+streams_stats(const struct rx *rx, unsigned i, struct rx_channel_stats *out)
+{
+	const struct rx_channel *ch = &rx->streams->ch[i];
+
+	memset(out, 0, sizeof(*out));
+	out->name = ch->name;
+	out->delivered = ch->delivered;
+	out->lost = ch->lost;
+	out->late = ch->late;
+	out->duplicates = ch->duplicates;
+	out->malformed = ch->malformed;
+	out->gaps = ch->gaps;
+	out->sender_dropped = ch->sender_dropped_total;
+	if (ch->sink != NULL) {
+		struct sink_status st;
+
+		sink_get_status(ch->sink, &st);
+		out->sink_dropped = st.dropped;
+		out->sink_backlog = st.backlog;
+	}
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void
+append(char *buf, size_t len, size_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+append(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (*n + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	r = vsnprintf(buf + *n, len - *n, fmt, ap);
+	va_end(ap);
+	if (r > 0)
+		*n = (size_t)r < len - *n ? *n + (size_t)r : len - 1; /* cut: the rest is lost */
+}
+
+size_t
+streams_status_text(struct rx *rx, char *buf, size_t len, uint64_t *last_loss_ms)
+{
+	struct rx_streams *ss = rx->streams;
+	uint64_t now = dd_mono_ms();
+	size_t n = 0;
+
+	*last_loss_ms = 0;
+	if (ss == NULL || len == 0)
+		return 0;
+	buf[0] = '\0';
+	append(buf, len, &n,
+	       "stream_records_delivered %" PRIu64 "\nstream_records_lost %" PRIu64
+	       "\nstream_blocks_lost %" PRIu64 "\nstream_unknown_datagrams %" PRIu64 "\n",
+	       rx->c.stream_records, rx->c.stream_records_lost, rx->c.stream_blocks_lost,
+	       rx->c.stream_unknown);
+	for (unsigned i = 0; i < ss->n; i++) {
+		const struct rx_channel *ch = &ss->ch[i];
+		struct sink_status st;
+		uint64_t loss_ms;
+		char ago[32];
+
+		sink_get_status(ch->sink, &st);
+		loss_ms = ch->last_loss_ms > st.last_drop_ms ? ch->last_loss_ms : st.last_drop_ms;
+		if (loss_ms > *last_loss_ms)
+			*last_loss_ms = loss_ms;
+		if (loss_ms == 0)
+			snprintf(ago, sizeof(ago), "never");
+		else
+			snprintf(ago, sizeof(ago), "%" PRIu64, (now - loss_ms) / 1000);
+		/* One line per channel, "key value" pairs; the sink's target last
+		 * (a dir: path may hold spaces). */
+		append(buf, len, &n,
+		       "channel %s delivered %" PRIu64 " lost %" PRIu64 " gaps %" PRIu64
+		       " blocks_lost %" PRIu64 " sender_dropped %" PRIu64 " sink_state %s"
+		       " sink_backlog %" PRIu64 " sink_dropped %" PRIu64 " last_loss_s_ago %s"
+		       " sink %s\n", ch->name, ch->delivered, ch->lost, ch->gaps, ch->blocks_lost,
+		       ch->sender_dropped_total, st.state, st.backlog, st.dropped, ago, st.target);
+	}
+	return n;
 }

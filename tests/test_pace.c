@@ -186,11 +186,59 @@ test_pace_long_run_average_matches_rate(void **state)
 	assert_true(sent <= rate / 8 * 10 + 5 * frame);
 }
 
+static void
+test_pace_catchup_keeps_what_a_busy_sender_earned(void **state)
+{
+	struct dd_pace p;
+
+	/* Busy for 30 ms with a 10000-byte bucket: 20000 more may be made up. */
+	dd_pace_init(&p, RATE_1B_PER_US, 10000, T0);
+	dd_pace_consume(&p, 10000);
+	assert_int_equal(dd_pace_refill(&p, T0 + 30 * MS, 20000), 30000);
+	assert_int_equal(dd_pace_refill(&p, T0 + 60 * MS, 20000), 30000);
+	/* An idle refill cuts back to the depth. */
+	assert_int_equal(dd_pace_refill(&p, T0 + 61 * MS, 0), 10000);
+	/* Within the depth, both refills agree. */
+	dd_pace_consume(&p, 10000);
+	assert_int_equal(dd_pace_refill(&p, T0 + 64 * MS, 20000), 3000);
+	assert_int_equal(dd_pace_available(&p, T0 + 66 * MS), 5000);
+}
+
+static void
+test_pace_stalling_sender_keeps_its_rate_with_catchup(void **state)
+{
+	struct dd_pace p;
+	const uint64_t rate = 1000000000; /* 1 Gb/s */
+	const uint64_t frame = 1472 + DD_WIRE_OVERHEAD, depth = 64 * frame;
+	uint64_t now = T0, sent = 0;
+	unsigned ticks = 0;
+
+	/* Every 10th wake-up stalls 3 ms (a group being read and coded): with a
+	 * 4 ms catch-up allowance the long-run rate is still the rate. */
+	dd_pace_init(&p, rate, depth, T0);
+	while (now < T0 + 1000 * MS) {
+		uint64_t avail = dd_pace_refill(&p, now, rate / 8 / 250);
+
+		while (avail >= frame) {
+			dd_pace_consume(&p, frame);
+			avail -= frame;
+			sent += frame;
+		}
+		if (++ticks % 10 == 0)
+			now += 3 * MS;
+		now += dd_pace_wait_ns(&p, depth / 2);
+	}
+	assert_true(sent * 8 >= rate / 100 * 99);
+	assert_true(sent * 8 <= rate / 100 * 101 + depth * 8);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pace_starts_with_full_burst),
+		cmocka_unit_test(test_pace_catchup_keeps_what_a_busy_sender_earned),
+		cmocka_unit_test(test_pace_stalling_sender_keeps_its_rate_with_catchup),
 		cmocka_unit_test(test_pace_refills_at_rate),
 		cmocka_unit_test(test_pace_refill_in_small_steps_equals_one_big_step),
 		cmocka_unit_test(test_pace_caps_at_burst),

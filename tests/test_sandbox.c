@@ -535,6 +535,48 @@ test_sandbox_rx_link_socket_is_never_written(void **state)
 	assert_int_equal(WTERMSIG(status), SIGSYS);
 }
 
+/* diode-rx listening on two addresses: a socket opened between the two link
+ * sockets can still send; writing to the second link socket kills. */
+static int
+child_rx_two_links_guard(void *arg)
+{
+	struct dd_sandbox *sb = arg;
+	char err[1024];
+	uint16_t pa;
+	int a = udp_on_loopback(&pa), link1, sink, link2;
+
+	link1 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	sink = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	link2 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (a < 0 || link1 < 0 || sink < 0 || link2 < 0 || connect_to(link1, pa) < 0 ||
+	    connect_to(sink, pa) < 0 || connect_to(link2, pa) < 0)
+		return 2;
+	dd_sandbox_link_socket(sb, link1);
+	dd_sandbox_link_socket(sb, link2);
+	dd_sandbox_allow_net(sb, DD_SANDBOX_NET_SEND);
+	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0)
+		return 3;
+	if (send(sink, "sink", 4, 0) != 4 || write(sink, "sink", 4) != 4)
+		return 4;
+	if (write(link2, "link", 4) < 0)
+		return 5;
+	return 0;
+}
+
+static void
+test_sandbox_rx_every_link_socket_is_never_written(void **state)
+{
+	struct dd_sandbox sb;
+	char err[512];
+	int status;
+
+	assert_int_equal(settings(&sb, "[process]\nallow_root = yes\n", err, sizeof(err)), 0);
+	status = in_child(child_rx_two_links_guard, &sb);
+	if (WIFEXITED(status))
+		fail_msg("not killed: exit code %d", WEXITSTATUS(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+}
+
 /* diode-tx with stream channels: receiving on a channel's socket works,
  * reading the link socket kills. */
 static int
@@ -890,6 +932,7 @@ main(void)
 		cmocka_unit_test(test_sandbox_rx_cannot_send),
 		cmocka_unit_test(test_sandbox_tx_cannot_receive),
 		cmocka_unit_test(test_sandbox_rx_link_socket_is_never_written),
+		cmocka_unit_test(test_sandbox_rx_every_link_socket_is_never_written),
 		cmocka_unit_test(test_sandbox_tx_link_socket_is_never_read),
 		cmocka_unit_test(test_sandbox_accept_when_allowed),
 		cmocka_unit_test(test_sandbox_tcp_connect_only_to_allowed_ports),

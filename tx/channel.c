@@ -36,7 +36,7 @@
 #define KEEPALIVE_INTVL_S 10
 #define KEEPALIVE_CNT 3
 
-enum input_kind { IN_TCP, IN_UDP, IN_UNIX };
+enum input_kind { IN_TCP, IN_UDP, IN_UNIX, IN_MQTT };
 
 struct tx_input {
 	struct tx_channel *ch;
@@ -45,7 +45,8 @@ struct tx_input {
 	uv_poll_t poll;
 	bool polling;
 	bool paused;     /* out of descriptors: accepting again at the next housekeeping */
-	char where[256]; /* as configured: tcp://..., udp://..., unix:... */
+	char where[256]; /* as configured: tcp://..., udp://..., unix:..., mqtt://... */
+	struct tx_mqtt *mqtt; /* IN_MQTT (channel_mqtt.c); fd is -1 */
 };
 
 struct tx_client {
@@ -91,6 +92,7 @@ struct tx_channel {
 
 	/* counters of this session, and what was already reported */
 	uint64_t accepted, dropped, refused_long, refused_newline, clients_refused, io_errors;
+	uint64_t refused_input, rep_input; /* refused by an input for its own reason (MQTT topic) */
 	uint64_t rep_dropped, rep_long, rep_newline, rep_clients;
 	uint64_t last_report_ms;
 };
@@ -128,6 +130,10 @@ parse_listen(struct tx_channel *ch, const struct dd_config *cfg, const char *tex
 		}
 		return 0;
 	}
+	if (strncmp(text, "mqtt://", 7) == 0) {
+		in->kind = IN_MQTT; /* parsed by mqtt_input_open */
+		return 0;
+	}
 	if (strncmp(text, "unix:", 5) == 0) {
 		const char *path = text + 5;
 
@@ -143,7 +149,7 @@ parse_listen(struct tx_channel *ch, const struct dd_config *cfg, const char *tex
 		return 0;
 	}
 	fprintf(stderr, "%s: [%s] listen: '%s': expected tcp://HOST:PORT, udp://HOST:PORT or "
-		"unix:/PATH\n", where, ch->section, text);
+		"unix:/PATH or mqtt://HOST:PORT/TOPIC-FILTER\n", where, ch->section, text);
 	return -EINVAL;
 }
 
@@ -246,8 +252,11 @@ load_seq(struct tx_channels *cs, struct tx_channel *ch)
 	return 0;
 }
 
+/* Periodic saves do not wait for the disk (an fsync on the event loop would
+ * hold up records and files alike); the save at stop does. After a power cut
+ * numbers may then repeat, which the receiver reports (channel_reset). */
 static void
-save_seq(struct tx_channels *cs, struct tx_channel *ch)
+save_seq(struct tx_channels *cs, struct tx_channel *ch, bool durable)
 {
 	char name[128], buf[64];
 	int rc;
@@ -256,7 +265,8 @@ save_seq(struct tx_channels *cs, struct tx_channel *ch)
 		return;
 	state_name(ch, "", name, sizeof(name));
 	snprintf(buf, sizeof(buf), "seq %" PRIu64 "\n", ch->next_seq);
-	rc = dd_state_write(cs->state_fd, name, buf, strlen(buf));
+	rc = durable ? dd_state_write(cs->state_fd, name, buf, strlen(buf))
+		     : dd_state_write_lazy(cs->state_fd, name, buf, strlen(buf));
 	if (rc == 0)
 		ch->saved_seq = ch->next_seq;
 	else if (dd_ratelimit_ok(&io_rl, dd_mono_ms(), NULL))
@@ -345,6 +355,20 @@ open_channel(const char *section, void *arg)
 		if (rc != 0)
 			return rc;
 		ch->ninputs++;
+		if (in->kind == IN_MQTT) {
+			/* An MQTT channel carries MQTT records only (docs/PROTOCOL.md §11). */
+			if (nlisten > 1) {
+				fprintf(stderr, "%s: [%s] listen: an mqtt:// input must be the only "
+					"input of its channel; use one channel per broker\n",
+					dd_config_where(cfg, section, "listen"), section);
+				return -EINVAL;
+			}
+			rc = mqtt_input_open(&in->mqtt, ch, cfg, section, ch->name, item,
+					     ctx->check_only);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		if (ctx->check_only)
 			continue;
 		err[0] = '\0';
@@ -479,10 +503,11 @@ report(struct tx_channel *ch, bool force)
 	uint64_t now = dd_mono_ms();
 	uint64_t dropped = ch->dropped - ch->rep_dropped, lng = ch->refused_long - ch->rep_long;
 	uint64_t nl = ch->refused_newline - ch->rep_newline;
+	uint64_t inp = ch->refused_input - ch->rep_input;
 	uint64_t clients = ch->clients_refused - ch->rep_clients;
 	struct dd_audit_event ev;
 
-	if (dropped + lng + nl + clients == 0)
+	if (dropped + lng + nl + inp + clients == 0)
 		return;
 	if (!force && ch->last_report_ms != 0 && now - ch->last_report_ms < REPORT_MS)
 		return;
@@ -502,8 +527,8 @@ report(struct tx_channel *ch, bool force)
 		dd_audit_commit(&ev);
 		ch->rep_dropped = ch->dropped;
 	}
-	for (int i = 0; i < 2; i++) {
-		uint64_t n = i == 0 ? lng : nl;
+	for (int i = 0; i < 3; i++) {
+		uint64_t n = i == 0 ? lng : i == 1 ? nl : inp;
 		char reason[96];
 
 		if (n == 0)
@@ -511,18 +536,24 @@ report(struct tx_channel *ch, bool force)
 		if (i == 0)
 			snprintf(reason, sizeof(reason), "longer than max_record (%zu bytes)",
 				 ch->max_record);
-		else
+		else if (i == 1)
 			snprintf(reason, sizeof(reason), "a UDP record containing a newline");
+		else
+			snprintf(reason, sizeof(reason), "an MQTT topic with control characters or "
+				 "invalid UTF-8");
 		dd_warn("[%s] %" PRIu64 " records refused: %s", ch->section, n, reason);
 		dd_audit_begin(&ev, "records_refused");
 		dd_audit_str(&ev, "channel", ch->name);
 		dd_audit_u64(&ev, "count", n);
-		dd_audit_u64(&ev, "total", i == 0 ? ch->refused_long : ch->refused_newline);
+		dd_audit_u64(&ev, "total", i == 0   ? ch->refused_long
+					   : i == 1 ? ch->refused_newline
+						    : ch->refused_input);
 		dd_audit_str(&ev, "reason", reason);
 		dd_audit_commit(&ev);
 	}
 	ch->rep_long = ch->refused_long;
 	ch->rep_newline = ch->refused_newline;
+	ch->rep_input = ch->refused_input;
 	if (clients > 0) {
 		dd_warn("[%s] %" PRIu64 " connections refused: more than max_clients = %u at once",
 			ch->section, clients, ch->max_clients);
@@ -938,7 +969,7 @@ on_housekeep(uv_timer_t *t)
 
 		if (rc != 0 && dd_ratelimit_ok(&io_rl, dd_mono_ms(), NULL))
 			dd_error("[%s] journal in the state directory: %s", ch->section, strerror(-rc));
-		save_seq(cs, ch);
+		save_seq(cs, ch, false);
 		report(ch, false);
 		for (unsigned j = 0; j < ch->ninputs; j++)
 			if (ch->inputs[j].paused && ch->inputs[j].polling) {
@@ -967,6 +998,10 @@ channels_start(struct tx *tx)
 		for (unsigned j = 0; j < ch->ninputs; j++) {
 			struct tx_input *in = &ch->inputs[j];
 
+			if (in->kind == IN_MQTT) {
+				mqtt_input_start(in->mqtt, tx->loop);
+				continue;
+			}
 			uv_poll_init(tx->loop, &in->poll, in->fd);
 			in->poll.data = in;
 			uv_poll_start(&in->poll, UV_READABLE, in->kind == IN_UDP ? on_udp : on_listener);
@@ -1004,7 +1039,8 @@ channels_queue_status(struct tx *tx)
 		s.entries[s.count++] = (struct dd_stream_status_entry){
 			.channel = ch->id, .blocks = ch->sent_blocks, .next_seq = ch->sent_seq,
 			.start_seq = ch->start_seq,
-			.dropped = ch->dropped + ch->refused_long + ch->refused_newline,
+			.dropped = ch->dropped + ch->refused_long + ch->refused_newline +
+				   ch->refused_input,
 		};
 	}
 	qsort(s.entries, s.count, sizeof(s.entries[0]), cmp_entry);
@@ -1030,6 +1066,7 @@ channels_stop(struct tx *tx)
 		for (unsigned j = 0; j < ch->ninputs; j++) {
 			struct tx_input *in = &ch->inputs[j];
 
+			mqtt_input_stop(in->mqtt);
 			if (in->polling) {
 				uv_poll_stop(&in->poll);
 				uv_close((uv_handle_t *)&in->poll, NULL);
@@ -1168,6 +1205,10 @@ channels_close(struct tx *tx)
 		uint64_t lost = 0, kept;
 		int rc;
 
+		for (unsigned j = 0; j < ch->ninputs; j++) {
+			mqtt_input_free(ch->inputs[j].mqtt);
+			ch->inputs[j].mqtt = NULL;
+		}
 		if (ch->q == NULL)
 			continue;
 		rc = dd_recq_save(ch->q, u[i].v, u[i].n, &lost);
@@ -1180,20 +1221,21 @@ channels_close(struct tx *tx)
 			dd_warn("[%s] %" PRIu64 " queued records dropped at stop (%s)", ch->section,
 				lost, ch->journal_bytes == 0 ? "no journal" : "journal full");
 		report(ch, true);
-		save_seq(cs, ch);
+		save_seq(cs, ch, true);
 		dd_audit_begin(&ev, "channel_stopped");
 		dd_audit_str(&ev, "channel", ch->name);
 		dd_audit_u64(&ev, "accepted", ch->accepted);
 		dd_audit_u64(&ev, "sent_up_to_seq", ch->sent_seq);
 		dd_audit_u64(&ev, "next_seq", ch->next_seq);
 		dd_audit_u64(&ev, "dropped", ch->dropped);
-		dd_audit_u64(&ev, "refused", ch->refused_long + ch->refused_newline);
+		dd_audit_u64(&ev, "refused",
+			     ch->refused_long + ch->refused_newline + ch->refused_input);
 		dd_audit_u64(&ev, "journaled", kept);
 		dd_audit_commit(&ev);
 		dd_notice("[%s] stopped: %" PRIu64 " records taken, sent up to seq %" PRIu64 ", %"
 			  PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64 " kept in the journal "
 			  "for the next start", ch->section, ch->accepted, ch->sent_seq, ch->dropped,
-			  ch->refused_long + ch->refused_newline, kept);
+			  ch->refused_long + ch->refused_newline + ch->refused_input, kept);
 		dd_recq_free(ch->q);
 		free(ch->area);
 		free(u[i].v);
@@ -1208,4 +1250,70 @@ channels_close(struct tx *tx)
 	free(cs);
 	tx->channels = NULL;
 	ring_free(&tx->stream);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+unsigned
+channels_count(const struct tx *tx)
+{
+	return tx->channels != NULL ? tx->channels->n : 0;
+}
+
+void
+channels_stats(const struct tx *tx, unsigned i, struct tx_channel_stats *out)
+{
+	const struct tx_channel *ch = &tx->channels->ch[i];
+
+	memset(out, 0, sizeof(*out));
+	out->name = ch->name;
+	out->accepted = ch->accepted;
+	out->dropped = ch->dropped;
+	out->refused_long = ch->refused_long;
+	out->refused_newline = ch->refused_newline;
+	out->clients_refused = ch->clients_refused;
+	out->io_errors = ch->io_errors;
+	out->sent = ch->sent_seq - ch->start_seq;
+	out->buffered_records = ch->q != NULL ? dd_recq_records(ch->q) : 0;
+	out->buffered_bytes = ch->q != NULL ? dd_recq_bytes(ch->q) : 0;
+	out->clients = ch->nclients;
+}
+
+/* ---------------------------------------------------------------- inputs in other files */
+
+void
+channel_record(struct tx_channel *ch, const uint8_t *rec, size_t len)
+{
+	accept_record(ch, rec, len);
+	pump(ch);
+	if (ring_used(&ch->tx->stream) > 0)
+		sender_kick(ch->tx);
+}
+
+void
+channel_refuse(struct tx_channel *ch, enum channel_refusal why)
+{
+	if (why == CHANNEL_REFUSED_LONG)
+		ch->refused_long++;
+	else
+		ch->refused_input++;
+}
+
+size_t
+channel_max_record(const struct tx_channel *ch)
+{
+	return ch->max_record;
+}
+
+void
+channels_sandbox(struct tx *tx, struct dd_sandbox *sb)
+{
+	struct tx_channels *cs = tx->channels;
+
+	if (cs == NULL)
+		return;
+	for (unsigned i = 0; i < cs->n; i++)
+		for (unsigned j = 0; j < cs->ch[i].ninputs; j++)
+			if (cs->ch[i].inputs[j].mqtt != NULL)
+				mqtt_input_sandbox(cs->ch[i].inputs[j].mqtt, sb);
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "record.h"
 #include "state.h"
 #include "tx.h"
@@ -21,7 +22,10 @@
 #define REKEY_OVERLAP_MS 3000
 
 static const struct dd_config_key tx_schema[] = {
-	{ "link", "destination", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, false },
+	{ "link", "destination", DD_CFG_HOSTPORT, true, NULL, 0, 0, NULL, true },
+	{ "link", "burst", DD_CFG_UINT, false, "64", 2, 1024, NULL, false },
+	{ "link", "gso", DD_CFG_BOOL, false, "yes", 0, 0, NULL, false },
+	{ "link", "workers", DD_CFG_UINT, false, NULL, 0, 16, NULL, false }, /* none: auto */
 	{ "link", "rate", DD_CFG_RATE, true, NULL, 100000, 400000000000ull, NULL, false },
 	{ "link", "datagram_size", DD_CFG_UINT, false, "1472", DD_DGRAM_MIN, DD_DGRAM_MAX, NULL, false },
 	{ "link", "fec_data", DD_CFG_UINT, false, "64", 1, 254, NULL, false },
@@ -42,6 +46,7 @@ static const struct dd_config_key tx_schema[] = {
 	{ "state", "dir", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "log", "audit", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
 	{ "log", "level", DD_CFG_ENUM, false, "info", 0, 0, "error|warning|notice|info|debug", false },
+	DD_MONITORING_CONFIG_KEYS, /* metrics file, syslog (tx/metrics.c) */
 	/* stream channels (tx/channel.c, docs/OPERATIONS.md "Stream channels") */
 	{ "channel.*", "listen", DD_CFG_STRING, true, NULL, 0, 0, NULL, true },
 	{ "channel.*", "max_record", DD_CFG_SIZE, false, "8K", 1, 65535, NULL, false },
@@ -51,6 +56,11 @@ static const struct dd_config_key tx_schema[] = {
 	{ "channel.*", "flush_ms", DD_CFG_DURATION, false, "5", 1, 1000, NULL, false },
 	{ "channel.*", "fec_parity", DD_CFG_UINT, false, "2", 0, DD_STREAM_M_MAX, NULL, false },
 	{ "channel.*", "max_clients", DD_CFG_UINT, false, "64", 1, 4096, NULL, false },
+	/* listen = mqtt://... (tx/channel_mqtt.c, docs/OPERATIONS.md "MQTT bridge") */
+	{ "channel.*", "mqtt_client_id", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_username", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_password_file", DD_CFG_STRING, false, NULL, 0, 0, NULL, false },
+	{ "channel.*", "mqtt_session_expiry", DD_CFG_DURATION, false, "24h", 0, 4294967295000ull, NULL, false },
 	DD_SANDBOX_CONFIG_KEYS,
 	{ NULL, NULL, 0, false, NULL, 0, 0, NULL, false },
 };
@@ -59,9 +69,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: diode-tx -c FILE [-n] [-v]\n"
+		   "       diode-tx -c FILE send [--quiet] [--timeout DURATION] PATH...\n"
 		   "  -c FILE  configuration (INI; see config/tx.conf)\n"
 		   "  -n       check the configuration and keys, print 'configuration OK', exit\n"
-		   "  -v       debug logging\n");
+		   "  -v       debug logging\n"
+		   "  send     queue PATHs (files, directories) through the running diode-tx and\n"
+		   "           wait until they are on the wire (`send --help`)\n");
 }
 
 static enum dd_log_level
@@ -237,11 +250,40 @@ setup(struct tx *tx, const struct dd_config *cfg, bool check_only)
 	int state_fd = -1, outbox_fd = -1, rc = -EINVAL;
 	struct stat st_out, st_sent;
 
-	if (dd_net_resolve(dd_config_str(cfg, "link", "destination"), &set->destination, err,
-			   sizeof(err)) != 0) {
-		fprintf(stderr, "%s: [link] destination: %s\n",
-			dd_config_where(cfg, "link", "destination"), err);
+	set->ndest = (unsigned)dd_config_list_len(cfg, "link", "destination");
+	if (set->ndest == 0 || set->ndest > TX_DEST_MAX) {
+		fprintf(stderr, "%s: [link] destination: give 1 to %d HOST:PORT, comma separated\n",
+			dd_config_where(cfg, "link", "destination"), TX_DEST_MAX);
 		goto out;
+	}
+	for (unsigned i = 0; i < set->ndest; i++) {
+		char item[300];
+
+		if (dd_config_list_item(cfg, "link", "destination", i, item, sizeof(item)) != 0)
+			snprintf(err, sizeof(err), "item %u is too long", i + 1);
+		else if (dd_net_resolve(item, &set->destination[i], err, sizeof(err)) == 0)
+			err[0] = '\0';
+		if (err[0] != '\0') {
+			fprintf(stderr, "%s: [link] destination: %s\n",
+				dd_config_where(cfg, "link", "destination"), err);
+			goto out;
+		}
+		if (set->destination[i].ss.ss_family != set->destination[0].ss.ss_family) {
+			fprintf(stderr, "%s: [link] destination: '%s' is not of the first one's "
+				"address family; use all IPv4 or all IPv6 (one socket sends to "
+				"all)\n", dd_config_where(cfg, "link", "destination"), item);
+			goto out;
+		}
+	}
+	set->burst = (unsigned)dd_config_u64(cfg, "link", "burst");
+	set->gso = dd_config_bool(cfg, "link", "gso");
+	if (dd_config_has(cfg, "link", "workers")) {
+		set->workers = (unsigned)dd_config_u64(cfg, "link", "workers");
+	} else {
+		/* One sealing thread per further core, up to 4. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		set->workers = ncpu > 5 ? 4 : ncpu > 1 ? (unsigned)(ncpu - 1) : 0;
 	}
 	set->rate_bps = dd_config_u64(cfg, "link", "rate");
 	set->dgram_size = (uint16_t)dd_config_u64(cfg, "link", "datagram_size");
@@ -337,7 +379,7 @@ setup(struct tx *tx, const struct dd_config *cfg, bool check_only)
 		goto out;
 	}
 	rc = -EINVAL;
-	tx->sock = dd_net_udp_sender(&set->destination, set->sndbuf, &granted, err, sizeof(err));
+	tx->sock = dd_net_udp_sender(&set->destination[0], set->sndbuf, &granted, err, sizeof(err));
 	if (tx->sock < 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
@@ -370,11 +412,15 @@ restrict_process(struct tx *tx, const struct dd_config *cfg, struct dd_sandbox *
 	dd_sandbox_allow(sb, tx->set.sent, true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "state", "dir"), true);
 	dd_sandbox_allow(sb, dd_config_str(cfg, "log", "audit"), true);
+	tx_monitoring_sandbox(tx, sb);
 	/* Nothing may ever be received from the diode socket; stream channels
 	 * accept and read local producers on the sockets they opened. */
 	dd_sandbox_link_socket(sb, tx->sock);
+	if (tx->set.workers > 0)
+		dd_sandbox_allow_threads(sb); /* started after the sandbox, they inherit it */
 	if (dd_config_each_section(cfg, "channel.", any_section, NULL) != 0)
 		dd_sandbox_allow_net(sb, DD_SANDBOX_NET_ACCEPT | DD_SANDBOX_NET_RECV);
+	channels_sandbox(tx, sb); /* MQTT inputs connect to their brokers */
 	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
 		dd_error("%s", err);
 		return -1;
@@ -392,10 +438,10 @@ main(int argc, char **argv)
 	char err[1024];
 	struct dd_sandbox sb;
 	uint32_t ring_cap;
-	uint64_t burst;
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "c:nvh")) != -1) {
+	/* '+': stop at the first non-option, so `send` parses its own options. */
+	while ((opt = getopt(argc, argv, "+c:nvh")) != -1) {
 		switch (opt) {
 		case 'c':
 			config_path = optarg;
@@ -413,6 +459,15 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (config_path != NULL && optind < argc && strcmp(argv[optind], "send") == 0) {
+		if (dd_config_load(&cfg, config_path, tx_schema, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+		rc = send_main(cfg, argc - optind, argv + optind);
+		dd_config_free(cfg);
+		return rc;
 	}
 	if (config_path == NULL || optind != argc) {
 		usage(stderr);
@@ -433,7 +488,13 @@ main(int argc, char **argv)
 		dd_config_free(cfg);
 		return 1;
 	}
-	if (setup(&tx, cfg, check_only) != 0) {
+	if (!check_only &&
+	    progress_open(&tx, dd_config_str(cfg, "state", "dir"), err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [state] dir: %s\n", dd_config_where(cfg, "state", "dir"), err);
+		dd_config_free(cfg);
+		return 1;
+	}
+	if (setup(&tx, cfg, check_only) != 0 || tx_monitoring_open(&tx, cfg) != 0) {
 		dd_config_free(cfg);
 		return 1;
 	}
@@ -461,18 +522,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sched_init_parity(&tx);
-	/* Bucket depth: one send batch, or 2 ms at the configured rate if larger. */
-	burst = (uint64_t)TX_SEND_BATCH * (tx.set.dgram_size + DD_WIRE_OVERHEAD);
-	if (tx.set.rate_bps / 8 / 500 > burst)
-		burst = tx.set.rate_bps / 8 / 500;
-	dd_pace_init(&tx.pace, tx.set.rate_bps, burst, uv_hrtime());
+	/* Pacing (token bucket of [link] burst datagrams, fine timer) and GSO. */
+	sender_init(&tx);
 
-	uv_timer_init(tx.loop, &tx.pace_timer);
 	uv_timer_init(tx.loop, &tx.announce_timer);
 	uv_timer_init(tx.loop, &tx.beacon_timer);
 	uv_timer_init(tx.loop, &tx.repeat_timer);
 	uv_timer_init(tx.loop, &tx.rekey_timer);
-	tx.pace_timer.data = tx.announce_timer.data = tx.beacon_timer.data = &tx;
+	tx.announce_timer.data = tx.beacon_timer.data = &tx;
 	tx.repeat_timer.data = tx.rekey_timer.data = &tx;
 	uv_signal_init(tx.loop, &tx.sig_term);
 	uv_signal_init(tx.loop, &tx.sig_int);
@@ -483,14 +540,21 @@ main(int argc, char **argv)
 	uv_signal_start(&tx.sig_hup, on_signal, SIGHUP);
 
 	{
-		char dest[80];
+		char dest[80 * TX_DEST_MAX];
 		struct dd_audit_event ev;
+		size_t used = 0;
 
-		dd_net_format(&tx.set.destination, dest, sizeof(dest));
+		for (unsigned i = 0; i < tx.set.ndest; i++) {
+			if (i > 0)
+				used += (size_t)snprintf(dest + used, sizeof(dest) - used, ", ");
+			dd_net_format(&tx.set.destination[i], dest + used, sizeof(dest) - used);
+			used += strlen(dest + used);
+		}
 		dd_notice("session %u started: sending to %s at %.3f Mb/s, %s, FEC %u+%u, "
-			  "interleave %u, datagrams of %u bytes", tx.session, dest,
+			  "interleave %u, datagrams of %u bytes, %u sealing workers", tx.session, dest,
 			  (double)tx.set.rate_bps / 1e6, dd_crypto_cipher_name(tx.set.cipher),
-			  tx.set.fec_data, tx.set.fec_parity, tx.set.interleave, tx.set.dgram_size);
+			  tx.set.fec_data, tx.set.fec_parity, tx.set.interleave, tx.set.dgram_size,
+			  tx.set.workers);
 		dd_audit_begin(&ev, "session_started");
 		dd_audit_u64(&ev, "session", tx.session);
 		dd_audit_str(&ev, "destination", dest);
@@ -511,10 +575,15 @@ main(int argc, char **argv)
 	}
 	if (restrict_process(&tx, cfg, &sb) != 0)
 		return 1;
+	sender_start_workers(&tx);
 	channels_start(&tx);
+	tx_metrics_start(&tx);
+	progress_start(&tx);
 	sched_fill(&tx);
 	uv_run(tx.loop, UV_RUN_DEFAULT);
 	uv_run(tx.loop, UV_RUN_NOWAIT);
+	sender_stop_workers(&tx);
+	tx_metrics_write(&tx);
 
 	{
 		struct dd_audit_event ev;
@@ -530,6 +599,7 @@ main(int argc, char **argv)
 		  (unsigned long long)tx.bytes_sent);
 	channels_close(&tx);
 	sched_free_all(&tx);
+	progress_close(&tx);
 	spool_free(tx.spool);
 	dd_crypto_tx_free(tx.crypto);
 	dd_fec_free(tx.fec);
@@ -537,5 +607,6 @@ main(int argc, char **argv)
 	ring_free(&tx.ctrl);
 	dd_config_free(cfg);
 	dd_audit_close();
+	tx_monitoring_close(&tx);
 	return 0;
 }

@@ -200,6 +200,7 @@ start_transfer(struct tx *tx, struct spool_entry *e)
 	t->passes = tx->set.repeat;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	audit_transfer("file_queued", tx, t, NULL);
+	progress_changed(tx);
 	dd_debug("sending %s (%llu bytes) as transfer %u-%u", e->rel,
 		 (unsigned long long)t->size, tx->session, t->id);
 	put_manifest(tx, t, data_plain(tx, NULL), 0);
@@ -321,6 +322,7 @@ produce_group(struct tx *tx, struct tx_transfer *t)
 			dd_fec_encode(tx->fec, ks[j], ms[j], F, ptrs[j], ptrs[j] + ks[j]);
 	}
 	t->next_block += nb;
+	progress_group(tx, t);
 }
 
 static void
@@ -531,6 +533,7 @@ sched_on_last_sent(struct tx *tx, struct tx_transfer *t, uint64_t seq)
 	t->last_seq = seq;
 	close(t->fd);
 	t->fd = -1;
+	progress_ended(tx, t, !t->aborted);
 	if (t->aborted) {
 		dd_notice("%s: not sent: %s; it stays in the outbox and is sent again once stable",
 			  t->entry->rel, t->abort_reason);
@@ -632,6 +635,7 @@ sched_abort_all(struct tx *tx)
 			if (plain != NULL)
 				put_manifest(tx, t, plain, DD_MANIFEST_ABORT);
 			audit_transfer("file_abandoned", tx, t, t->abort_reason);
+			progress_ended(tx, t, false);
 		}
 }
 

@@ -64,6 +64,14 @@ log "phase 3: 2000 more records, then the destination comes back"
 "$SIM" send "tcp://127.0.0.1:$in_port" --client-base 2 --count 2000 --rate 4000 --numbered \
 	--copy "$T/sent.2" 2> "$T/sim-3.log"
 sleep 0.5
+# `diode-rx status` shows the sink down and the records waiting for it.
+sink_waiting() {
+	"$BIN/diode-rx" -c "$T/rx/conf" status > "$T/status.txt" 2>&1
+	grep -Eq "^    sink tcp://127\.0\.0\.1:$dest_port: (down|connecting), [1-9][0-9]* records waiting, 0 dropped$" "$T/status.txt" &&
+		grep -Eq '^  channel hist: [0-9]+ delivered, 0 lost in 0 gaps' "$T/status.txt"
+}
+wait_for 5 sink_waiting || { cat "$T/status.txt"; fail "status does not show the sink down with records waiting"; }
+log "status: $(grep '^    sink ' "$T/status.txt" | sed 's/^ *//')"
 start_dest
 wait_for 30 received_at_least 12000 || fail "only $(received) of 12000 records reached the destination"
 sleep 1 # duplicates would show now

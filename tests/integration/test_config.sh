@@ -45,6 +45,7 @@ sed -e "s|^destination = .*|destination = 127.0.0.1:$port|" \
 	-e "s|^sent = .*|sent = $T/tx/sent|" \
 	-e "s|^dir = .*|dir = $T/tx/state|" \
 	-e "s|^audit = .*|audit = $T/tx/example-audit.jsonl|" \
+	-e "s|^#metrics = .*|#metrics = $T/tx/diode-tx.prom|" \
 	"$ROOT/config/tx.conf" > "$T/example-tx.conf"
 sed -e "s|^listen = .*|listen = 127.0.0.1:$port|" \
 	-e "s|^secret = .*|secret = $T/keys/rx.key|" \
@@ -52,16 +53,21 @@ sed -e "s|^listen = .*|listen = 127.0.0.1:$port|" \
 	-e "s|^inbox = .*|inbox = $T/rx/inbox|" \
 	-e "s|^dir = .*|dir = $T/rx/state|" \
 	-e "s|^audit = .*|audit = $T/rx/example-audit.jsonl|" \
+	-e "s|^#metrics = .*|#metrics = $T/rx/diode-rx.prom|" \
 	"$ROOT/config/rx.conf" > "$T/example-rx.conf"
 expect_ok diode-tx "$T/example-tx.conf"
 expect_ok diode-rx "$T/example-rx.conf"
 # Every optional key of the examples, uncommented with its documented value.
 # Commented sections ([channel.NAME]) are uncommented too, so their keys stay in them.
-sed -E -e 's/^#([a-z_]+ = )/\1/' -e 's/^#(\[[a-z_.]+\])$/\1/' "$T/example-tx.conf" > "$T/example-tx-all.conf"
+printf 'example\n' > "$T/mqtt-password" && chmod 600 "$T/mqtt-password"
+sed -E -e 's/^#([a-z_]+ = )/\1/' -e 's/^#(\[[a-z_.]+\])$/\1/' \
+	-e "s|^mqtt_password_file = .*|mqtt_password_file = $T/mqtt-password|" \
+	"$T/example-tx.conf" > "$T/example-tx-all.conf"
 grep -q '^rekey = 1h' "$T/example-tx-all.conf" || fail "could not uncomment the optional tx keys"
 sed -E -e 's/^#([a-z_]+ = )/\1/' -e 's/^#(\[[a-z_.]+\])$/\1/' \
 	-e "s|^staging = .*|staging = $T/rx/inbox/.diode-staging|" \
 	-e "s|^quarantine = .*|quarantine = $T/rx/quarantine|" \
+	-e "s|^mqtt_password_file = .*|mqtt_password_file = $T/mqtt-password|" \
 	-e "s|^sink = dir:.*|sink = dir:$T/rx/hist|" "$T/example-rx.conf" > "$T/example-rx-all.conf"
 mkdir -p "$T/rx/quarantine" "$T/rx/hist"
 expect_ok diode-tx "$T/example-tx-all.conf"
