@@ -324,3 +324,41 @@ dd_monitoring_open(const struct dd_config *cfg, struct dd_metrics_file *f, uint6
 	}
 	return 0;
 }
+
+void
+dd_metrics_counter(struct dd_metrics *m, const char *name, const char *help, uint64_t v)
+{
+	dd_metrics_family(m, name, DD_METRIC_COUNTER, help);
+	dd_metrics_u64(m, NULL, 0, v);
+}
+
+void
+dd_metrics_gauge(struct dd_metrics *m, const char *name, const char *help, double v)
+{
+	dd_metrics_family(m, name, DD_METRIC_GAUGE, help);
+	dd_metrics_double(m, NULL, 0, v);
+}
+
+void
+dd_metrics_publish(struct dd_metrics *m, struct dd_metrics_file *f, const char *prefix)
+{
+	static bool said;
+	char name[128];
+
+	if (dd_syslog_fd() >= 0) {
+		snprintf(name, sizeof(name), "%s_syslog_sent_messages_total", prefix);
+		dd_metrics_counter(m, name, "Messages sent to the syslog socket.",
+				   dd_syslog_sent());
+		snprintf(name, sizeof(name), "%s_syslog_dropped_messages_total", prefix);
+		dd_metrics_counter(m, name,
+				   "Messages not sent to syslog (syslog daemon slow or down).",
+				   dd_syslog_dropped());
+	}
+	if (dd_metrics_finish(m) != 0) {
+		if (!said)
+			dd_error("[log] metrics: cannot format the metrics (%s); this is a bug",
+				 strerror(-m->error));
+		said = true;
+	}
+	dd_metrics_file_write(f, m);
+}

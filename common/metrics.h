@@ -55,6 +55,9 @@ void dd_metrics_u64(struct dd_metrics *m, const struct dd_metrics_label *labels,
 /* Same with a floating-point value (NaN and infinities as the format spells them). */
 void dd_metrics_double(struct dd_metrics *m, const struct dd_metrics_label *labels,
 		       size_t nlabels, double value);
+/* A family with one unlabelled sample. */
+void dd_metrics_counter(struct dd_metrics *m, const char *name, const char *help, uint64_t v);
+void dd_metrics_gauge(struct dd_metrics *m, const char *name, const char *help, double v);
 /* 0 when the text is complete and valid, else the first error; NUL-terminates. */
 int dd_metrics_finish(struct dd_metrics *m) __attribute__((warn_unused_result));
 
@@ -84,6 +87,10 @@ int dd_metrics_file_open(struct dd_metrics_file *f, const char *path, char *err,
  * rewritten every few seconds). 0 or a negative errno (logged, rate-limited). */
 int dd_metrics_file_write(struct dd_metrics_file *f, const struct dd_metrics *m);
 void dd_metrics_file_close(struct dd_metrics_file *f);
+/* The end of every daemon's metrics: the syslog counters (when syslog is on)
+ * as PREFIX_syslog_*_total, finish (a formatting error is logged once: it is a
+ * bug) and replace the file. */
+void dd_metrics_publish(struct dd_metrics *m, struct dd_metrics_file *f, const char *prefix);
 
 /* ------------------------------------------- [log] monitoring settings */
 

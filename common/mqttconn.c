@@ -14,6 +14,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "config.h"
 #include "log.h"
 #include "mqttconn.h"
 
@@ -562,4 +563,44 @@ dd_mqttc_read_password(const char *path, char *buf, size_t len, char *err, size_
 	if (nl != NULL && nl > buf && nl[-1] == '\r')
 		nl[-1] = '\0';
 	return 0;
+}
+
+int
+dd_mqttc_config_identity(const struct dd_config *cfg, const char *section,
+			 const char *default_prefix, const char *channel,
+			 char id[DD_MQTT_CLIENT_ID_MAX + 1], const char **user,
+			 char password[DD_MQTT_PASSWORD_MAX])
+{
+	char err[512];
+	int rc;
+
+	*user = NULL;
+	password[0] = '\0';
+	if (dd_config_has(cfg, section, "mqtt_client_id"))
+		snprintf(id, DD_MQTT_CLIENT_ID_MAX + 1, "%s",
+			 dd_config_str(cfg, section, "mqtt_client_id"));
+	else
+		snprintf(id, DD_MQTT_CLIENT_ID_MAX + 1, "%s-%s", default_prefix, channel);
+	if (mosquitto_validate_utf8(id, (int)strlen(id)) != MOSQ_ERR_SUCCESS ||
+	    strlen(id) >= DD_MQTT_CLIENT_ID_MAX) {
+		fprintf(stderr, "%s: [%s] mqtt_client_id: UTF-8 text of at most %d bytes\n",
+			dd_config_where(cfg, section, "mqtt_client_id"), section,
+			DD_MQTT_CLIENT_ID_MAX - 1);
+		return -EINVAL;
+	}
+	if (dd_config_has(cfg, section, "mqtt_username"))
+		*user = dd_config_str(cfg, section, "mqtt_username");
+	if (!dd_config_has(cfg, section, "mqtt_password_file"))
+		return 0;
+	if (*user == NULL) {
+		fprintf(stderr, "%s: [%s] mqtt_password_file needs mqtt_username as well\n",
+			dd_config_where(cfg, section, "mqtt_password_file"), section);
+		return -EINVAL;
+	}
+	rc = dd_mqttc_read_password(dd_config_str(cfg, section, "mqtt_password_file"), password,
+				    DD_MQTT_PASSWORD_MAX, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "%s: [%s] mqtt_password_file: %s\n",
+			dd_config_where(cfg, section, "mqtt_password_file"), section, err);
+	return rc;
 }

@@ -82,4 +82,20 @@ int dd_mqttc_parse_url(const char *url, struct dd_addr *addr, const char **rest,
  * when others may read it. 0, or a negative errno with the reason in err. */
 int dd_mqttc_read_password(const char *path, char *buf, size_t len, char *err, size_t errlen);
 
+#define DD_MQTT_CLIENT_ID_MAX 128  /* bytes of a client id, with its NUL */
+#define DD_MQTT_PASSWORD_MAX 1024  /* bytes of a password, with its NUL */
+
+struct dd_config;
+
+/* The identity keys of a [channel.NAME] section, the same on both daemons:
+ * mqtt_client_id (default "DEFAULT_PREFIX-CHANNEL") into id, mqtt_username
+ * into *user (NULL: none; points into cfg) and the first line of
+ * mqtt_password_file into password ("" when none). 0, or -EINVAL/-errno after
+ * printing "FILE:LINE: [section] key: ..." on stderr. The caller wipes
+ * password. */
+int dd_mqttc_config_identity(const struct dd_config *cfg, const char *section,
+			     const char *default_prefix, const char *channel,
+			     char id[DD_MQTT_CLIENT_ID_MAX + 1], const char **user,
+			     char password[DD_MQTT_PASSWORD_MAX]);
+
 #endif

@@ -49,20 +49,6 @@ rx_monitoring_sandbox(struct rx *rx, struct dd_sandbox *sb)
 }
 
 static void
-counter(struct dd_metrics *m, const char *name, const char *help, uint64_t v)
-{
-	dd_metrics_family(m, name, DD_METRIC_COUNTER, help);
-	dd_metrics_u64(m, NULL, 0, v);
-}
-
-static void
-gauge(struct dd_metrics *m, const char *name, const char *help, double v)
-{
-	dd_metrics_family(m, name, DD_METRIC_GAUGE, help);
-	dd_metrics_double(m, NULL, 0, v);
-}
-
-static void
 reason(struct dd_metrics *m, const char *why, uint64_t v)
 {
 	dd_metrics_u64(m, (const struct dd_metrics_label[]){ { "reason", why } }, 1, v);
@@ -121,9 +107,9 @@ channel_metrics(struct dd_metrics *m, const struct rx *rx, const struct rx_count
 		    offsetof(struct rx_channel_stats, malformed));
 	if (streams_count(rx) == 0 && t->stream_unknown == 0)
 		return;
-	counter(m, "diode_rx_stream_blocks_lost_total",
+	dd_metrics_counter(m, "diode_rx_stream_blocks_lost_total",
 		"Stream blocks that could not be completed (all channels).", t->stream_blocks_lost);
-	counter(m, "diode_rx_stream_unknown_channel_fragments_total",
+	dd_metrics_counter(m, "diode_rx_stream_unknown_channel_fragments_total",
 		"Stream fragments of a channel this receiver has no [channel.NAME] for.",
 		t->stream_unknown);
 }
@@ -139,24 +125,24 @@ rx_metrics_write(struct rx *rx)
 		return;
 	rx_counters_add(&t, &rx->c);
 	dd_metrics_init(&m, text, sizeof(text));
-	gauge(&m, "diode_rx_link_up",
+	dd_metrics_gauge(&m, "diode_rx_link_up",
 	      "1 while authentic datagrams arrive (within [link] timeout), else 0.",
 	      rx->link_up ? 1 : 0);
 	if (rx->last_auth_ms != 0 && mono >= rx->last_auth_ms)
-		gauge(&m, "diode_rx_last_authentic_timestamp_seconds",
+		dd_metrics_gauge(&m, "diode_rx_last_authentic_timestamp_seconds",
 		      "When the last authentic datagram arrived, in seconds since the epoch.",
 		      (double)(now - (mono - rx->last_auth_ms)) / 1000.0);
-	gauge(&m, "diode_rx_session", "Session number of the sender (0: none heard yet).",
+	dd_metrics_gauge(&m, "diode_rx_session", "Session number of the sender (0: none heard yet).",
 	      rx->session);
 	if (rx->session_started_ms != 0 && now >= rx->session_started_ms)
-		gauge(&m, "diode_rx_session_age_seconds",
+		dd_metrics_gauge(&m, "diode_rx_session_age_seconds",
 		      "Seconds since this receiver first heard the current session.",
 		      (double)(now - rx->session_started_ms) / 1000.0);
-	counter(&m, "diode_rx_received_datagrams_total",
+	dd_metrics_counter(&m, "diode_rx_received_datagrams_total",
 		"Datagrams received, authentic or not.", t.received);
-	counter(&m, "diode_rx_received_bytes_total", "UDP payload bytes received.",
+	dd_metrics_counter(&m, "diode_rx_received_bytes_total", "UDP payload bytes received.",
 		t.received_bytes);
-	counter(&m, "diode_rx_accepted_datagrams_total",
+	dd_metrics_counter(&m, "diode_rx_accepted_datagrams_total",
 		"Datagrams whose tag verified (or authentic announces).", t.accepted);
 	dd_metrics_family(&m, "diode_rx_rejected_datagrams_total", DD_METRIC_COUNTER,
 			  "Datagrams rejected or discarded, by reason.");
@@ -167,45 +153,30 @@ rx_metrics_write(struct rx *rx)
 	reason(&m, "unknown_sender", t.unknown_sender);
 	reason(&m, "old_session", t.stale);
 	reason(&m, "announce_rate_limited", t.rate_limited);
-	counter(&m, "diode_rx_announces_total", "Announce datagrams received, whatever the outcome.",
+	dd_metrics_counter(&m, "diode_rx_announces_total", "Announce datagrams received, whatever the outcome.",
 		t.announces);
-	counter(&m, "diode_rx_sequence_gap_datagrams_total",
+	dd_metrics_counter(&m, "diode_rx_sequence_gap_datagrams_total",
 		"Authentic datagrams found missing from the sequence when a later one arrived "
 		"(lost on the link = this minus diode_rx_reordered_datagrams_total).",
 		t.lost + t.reordered);
-	counter(&m, "diode_rx_reordered_datagrams_total",
+	dd_metrics_counter(&m, "diode_rx_reordered_datagrams_total",
 		"Authentic datagrams that arrived after a later one.", t.reordered);
-	counter(&m, "diode_rx_duplicate_fragments_total",
+	dd_metrics_counter(&m, "diode_rx_duplicate_fragments_total",
 		"Fragments received again (carousel passes, duplicated datagrams).", t.duplicates);
-	counter(&m, "diode_rx_fec_blocks_recovered_total",
+	dd_metrics_counter(&m, "diode_rx_fec_blocks_recovered_total",
 		"File blocks rebuilt by Reed-Solomon from parity.", t.blocks_recovered);
-	counter(&m, "diode_rx_fec_blocks_lost_total",
+	dd_metrics_counter(&m, "diode_rx_fec_blocks_lost_total",
 		"File blocks given up as unrecoverable.", t.blocks_lost);
-	counter(&m, "diode_rx_files_delivered_total",
+	dd_metrics_counter(&m, "diode_rx_files_delivered_total",
 		"Files verified (size and SHA-256) and delivered into the inbox.",
 		t.files_delivered);
-	counter(&m, "diode_rx_files_failed_total",
+	dd_metrics_counter(&m, "diode_rx_files_failed_total",
 		"Transfers reported failed (not completed, rejected or lost).",
 		t.files_failed);
-	gauge(&m, "diode_rx_transfers_active", "Transfers being reassembled now.",
+	dd_metrics_gauge(&m, "diode_rx_transfers_active", "Transfers being reassembled now.",
 	      rx->transfers != NULL ? reasm_active(rx) : 0);
 	channel_metrics(&m, rx, &t);
-	if (dd_syslog_fd() >= 0) {
-		counter(&m, "diode_rx_syslog_sent_messages_total",
-			"Messages sent to the syslog socket.", dd_syslog_sent());
-		counter(&m, "diode_rx_syslog_dropped_messages_total",
-			"Messages not sent to syslog (syslog daemon slow or down).",
-			dd_syslog_dropped());
-	}
-	if (dd_metrics_finish(&m) != 0) {
-		static bool said;
-
-		if (!said)
-			dd_error("[log] metrics: cannot format the metrics (%s); this is a bug",
-				 strerror(-m.error));
-		said = true;
-	}
-	dd_metrics_file_write(&mfile, &m);
+	dd_metrics_publish(&m, &mfile, "diode_rx");
 }
 
 static void

@@ -227,6 +227,9 @@ struct sink_status {
 void sink_get_status(const struct rx_sink *s, struct sink_status *out);
 /* A record the sink could not hand on (reported as a run, audited). */
 void sink_drop(struct rx_sink *s, uint64_t seq, uint64_t n, const char *reason, const char *detail);
+/* Log and audit (sink_down) that a sink went down; records wait in its buffer. */
+void sink_report_down(const char *section, const char *channel, const char *target, const char *why,
+		      uint64_t buffer_bytes);
 
 /* sink_mqtt.c: sink = mqtt://HOST:PORT (docs/OPERATIONS.md "MQTT bridge") */
 struct rx_mqtt;

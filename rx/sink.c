@@ -388,8 +388,6 @@ tcp_trim(struct rx_sink *s, uint64_t acked)
 static void
 tcp_down(struct rx_sink *s, const char *why)
 {
-	struct dd_audit_event ev;
-
 	if (s->fd >= 0) {
 		tcp_trim(s, tcp_acked(s));
 		if (s->poll != NULL) {
@@ -412,15 +410,23 @@ tcp_down(struct rx_sink *s, const char *why)
 	if (!s->down_reported) {
 		s->down_reported = true;
 		s->down_since_ms = dd_mono_ms();
-		dd_warn("[%s] sink %s is down (%s); records wait in the buffer (%" PRIu64
-			" bytes on disk at most) until it is back", s->section, s->target, why,
-			s->buffer_bytes);
-		dd_audit_begin(&ev, "sink_down");
-		dd_audit_str(&ev, "channel", s->channel);
-		dd_audit_str(&ev, "sink", s->target);
-		dd_audit_str(&ev, "reason", why);
-		dd_audit_commit(&ev);
+		sink_report_down(s->section, s->channel, s->target, why, s->buffer_bytes);
 	}
+}
+
+void
+sink_report_down(const char *section, const char *channel, const char *target, const char *why,
+		 uint64_t buffer_bytes)
+{
+	struct dd_audit_event ev;
+
+	dd_warn("[%s] sink %s is down (%s); records wait in the buffer (%" PRIu64
+		" bytes on disk at most) until it is back", section, target, why, buffer_bytes);
+	dd_audit_begin(&ev, "sink_down");
+	dd_audit_str(&ev, "channel", channel);
+	dd_audit_str(&ev, "sink", target);
+	dd_audit_str(&ev, "reason", why);
+	dd_audit_commit(&ev);
 }
 
 static void

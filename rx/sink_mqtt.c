@@ -23,8 +23,6 @@
 #define KEEPALIVE_S 30
 #define TOPIC_MAX 65535        /* MQTT's longest topic name */
 #define PREFIX_MAX 1024
-#define CLIENT_ID_MAX 128
-#define PASSWORD_MAX 1024
 
 /* A published message waiting for its PUBACK (a copy of its record). */
 struct flight {
@@ -200,7 +198,6 @@ static void
 on_down(void *arg, const char *why)
 {
 	struct rx_mqtt *m = arg;
-	struct dd_audit_event ev;
 
 	for (unsigned i = 0; i < m->n; i++)
 		win_at(m, i)->mid = 0;
@@ -208,14 +205,7 @@ on_down(void *arg, const char *why)
 		return;
 	m->down_reported = true;
 	m->down_since_ms = dd_mono_ms();
-	dd_warn("[%s] sink %s is down (%s); records wait in the buffer (%" PRIu64
-		" bytes on disk at most) until it is back", m->section, m->target, why,
-		m->buffer_bytes);
-	dd_audit_begin(&ev, "sink_down");
-	dd_audit_str(&ev, "channel", m->channel);
-	dd_audit_str(&ev, "sink", m->target);
-	dd_audit_str(&ev, "reason", why);
-	dd_audit_commit(&ev);
+	sink_report_down(m->section, m->channel, m->target, why, m->buffer_bytes);
 }
 
 static void
@@ -253,7 +243,7 @@ mqtt_sink_open(struct rx_mqtt **out, struct rx_sink *s, const struct dd_config *
 {
 	const char *where = dd_config_where(cfg, section, "sink");
 	struct dd_mqttc_cb cb = { .up = on_up, .down = on_down, .published = on_published };
-	char err[512], note[512], name[128], id[CLIENT_ID_MAX + 1], password[PASSWORD_MAX];
+	char err[512], note[512], name[128], id[DD_MQTT_CLIENT_ID_MAX + 1], password[DD_MQTT_PASSWORD_MAX];
 	const char *rest, *user = NULL;
 	struct dd_mqttc_opts o;
 	uint64_t recovered = 0;
@@ -299,33 +289,9 @@ mqtt_sink_open(struct rx_mqtt **out, struct rx_sink *s, const struct dd_config *
 		m->prefix_len = strlen(m->prefix);
 	}
 	m->qos = (int)dd_config_u64(cfg, section, "mqtt_qos");
-	if (dd_config_has(cfg, section, "mqtt_client_id"))
-		snprintf(id, sizeof(id), "%s", dd_config_str(cfg, section, "mqtt_client_id"));
-	else
-		snprintf(id, sizeof(id), "diode-rx-%s", channel);
-	if (mosquitto_validate_utf8(id, (int)strlen(id)) != MOSQ_ERR_SUCCESS ||
-	    strlen(id) >= CLIENT_ID_MAX) {
-		fprintf(stderr, "%s: [%s] mqtt_client_id: UTF-8 text of at most %d bytes\n",
-			dd_config_where(cfg, section, "mqtt_client_id"), section, CLIENT_ID_MAX - 1);
-		return -EINVAL;
-	}
-	password[0] = '\0';
-	if (dd_config_has(cfg, section, "mqtt_username"))
-		user = dd_config_str(cfg, section, "mqtt_username");
-	if (dd_config_has(cfg, section, "mqtt_password_file")) {
-		if (user == NULL) {
-			fprintf(stderr, "%s: [%s] mqtt_password_file needs mqtt_username as well\n",
-				dd_config_where(cfg, section, "mqtt_password_file"), section);
-			return -EINVAL;
-		}
-		rc = dd_mqttc_read_password(dd_config_str(cfg, section, "mqtt_password_file"),
-					    password, sizeof(password), err, sizeof(err));
-		if (rc != 0) {
-			fprintf(stderr, "%s: [%s] mqtt_password_file: %s\n",
-				dd_config_where(cfg, section, "mqtt_password_file"), section, err);
-			return rc;
-		}
-	}
+	rc = dd_mqttc_config_identity(cfg, section, "diode-rx", channel, id, &user, password);
+	if (rc != 0)
+		return rc;
 	if (check_only) {
 		explicit_bzero(password, sizeof(password));
 		return 0;

@@ -19,8 +19,6 @@
 
 #define KEEPALIVE_S 30
 #define FILTER_MAX 1024
-#define CLIENT_ID_MAX 128
-#define PASSWORD_MAX 1024
 
 struct tx_mqtt {
 	struct tx_channel *ch;
@@ -89,7 +87,7 @@ mqtt_input_open(struct tx_mqtt **out, struct tx_channel *ch, const struct dd_con
 	const char *where = dd_config_where(cfg, section, "listen");
 	struct dd_mqttc_cb cb = { .up = on_up, .message = on_message };
 	struct dd_mqttc_opts o;
-	char err[512], id[CLIENT_ID_MAX + 1], password[PASSWORD_MAX];
+	char err[512], id[DD_MQTT_CLIENT_ID_MAX + 1], password[DD_MQTT_PASSWORD_MAX];
 	const char *filter, *user = NULL;
 	struct tx_mqtt *m;
 	int rc;
@@ -117,32 +115,9 @@ mqtt_input_open(struct tx_mqtt **out, struct tx_channel *ch, const struct dd_con
 		return -EINVAL;
 	}
 	snprintf(m->filter, sizeof(m->filter), "%s", filter);
-	if (dd_config_has(cfg, section, "mqtt_client_id"))
-		snprintf(id, sizeof(id), "%s", dd_config_str(cfg, section, "mqtt_client_id"));
-	else
-		snprintf(id, sizeof(id), "diode-tx-%s", channel);
-	if (mosquitto_validate_utf8(id, (int)strlen(id)) != MOSQ_ERR_SUCCESS || strlen(id) >= CLIENT_ID_MAX) {
-		fprintf(stderr, "%s: [%s] mqtt_client_id: UTF-8 text of at most %d bytes\n",
-			dd_config_where(cfg, section, "mqtt_client_id"), section, CLIENT_ID_MAX - 1);
-		return -EINVAL;
-	}
-	password[0] = '\0';
-	if (dd_config_has(cfg, section, "mqtt_username"))
-		user = dd_config_str(cfg, section, "mqtt_username");
-	if (dd_config_has(cfg, section, "mqtt_password_file")) {
-		if (user == NULL) {
-			fprintf(stderr, "%s: [%s] mqtt_password_file needs mqtt_username as well\n",
-				dd_config_where(cfg, section, "mqtt_password_file"), section);
-			return -EINVAL;
-		}
-		rc = dd_mqttc_read_password(dd_config_str(cfg, section, "mqtt_password_file"),
-					    password, sizeof(password), err, sizeof(err));
-		if (rc != 0) {
-			fprintf(stderr, "%s: [%s] mqtt_password_file: %s\n",
-				dd_config_where(cfg, section, "mqtt_password_file"), section, err);
-			return rc;
-		}
-	}
+	rc = dd_mqttc_config_identity(cfg, section, "diode-tx", channel, id, &user, password);
+	if (rc != 0)
+		return rc;
 	if (check_only) {
 		explicit_bzero(password, sizeof(password));
 		return 0;

@@ -32,20 +32,6 @@ tx_monitoring_sandbox(struct tx *tx, struct dd_sandbox *sb)
 		dd_sandbox_syslog_socket(sb, dd_syslog_fd());
 }
 
-static void
-counter(struct dd_metrics *m, const char *name, const char *help, uint64_t v)
-{
-	dd_metrics_family(m, name, DD_METRIC_COUNTER, help);
-	dd_metrics_u64(m, NULL, 0, v);
-}
-
-static void
-gauge(struct dd_metrics *m, const char *name, const char *help, double v)
-{
-	dd_metrics_family(m, name, DD_METRIC_GAUGE, help);
-	dd_metrics_double(m, NULL, 0, v);
-}
-
 /* One family with one sample per channel. */
 static void
 per_channel(struct dd_metrics *m, const struct tx *tx, const char *name, enum dd_metric_type type,
@@ -131,41 +117,41 @@ tx_metrics_write(struct tx *tx)
 	if (mfile.dirfd < 0)
 		return;
 	dd_metrics_init(&m, text, sizeof(text));
-	gauge(&m, "diode_tx_session", "Session number of this diode-tx run.", tx->session);
-	gauge(&m, "diode_tx_session_start_time_seconds",
+	dd_metrics_gauge(&m, "diode_tx_session", "Session number of this diode-tx run.", tx->session);
+	dd_metrics_gauge(&m, "diode_tx_session_start_time_seconds",
 	      "When this session started, in seconds since the epoch.",
 	      (double)tx->started_ms / 1000.0);
-	gauge(&m, "diode_tx_session_age_seconds", "Seconds since this session started.",
+	dd_metrics_gauge(&m, "diode_tx_session_age_seconds", "Seconds since this session started.",
 	      now > tx->started_ms ? (double)(now - tx->started_ms) / 1000.0 : 0.0);
-	gauge(&m, "diode_tx_rate_limit_bytes_per_second",
+	dd_metrics_gauge(&m, "diode_tx_rate_limit_bytes_per_second",
 	      "Configured link rate ([link] rate), counting framing, in bytes per second.",
 	      (double)tx->set.rate_bps / 8.0);
-	counter(&m, "diode_tx_sent_datagrams_total", "Datagrams handed to the kernel.",
+	dd_metrics_counter(&m, "diode_tx_sent_datagrams_total", "Datagrams handed to the kernel.",
 		tx->datagrams_sent);
-	counter(&m, "diode_tx_sent_bytes_total", "UDP payload bytes handed to the kernel.",
+	dd_metrics_counter(&m, "diode_tx_sent_bytes_total", "UDP payload bytes handed to the kernel.",
 		payload);
-	counter(&m, "diode_tx_sent_wire_bytes_total",
+	dd_metrics_counter(&m, "diode_tx_sent_wire_bytes_total",
 		"Bytes on the wire as paced: UDP payload plus 66 bytes of IPv4, UDP and "
 		"Ethernet framing per datagram.", tx->bytes_sent);
-	counter(&m, "diode_tx_gso_messages_total",
+	dd_metrics_counter(&m, "diode_tx_gso_messages_total",
 		"Send calls that carried several datagrams at once (UDP GSO).", tx->gso_messages);
-	counter(&m, "diode_tx_send_errors_total",
+	dd_metrics_counter(&m, "diode_tx_send_errors_total",
 		"Sends the kernel refused (the datagrams were sent again later).",
 		tx->send_errors);
-	gauge(&m, "diode_tx_send_blocked",
+	dd_metrics_gauge(&m, "diode_tx_send_blocked",
 	      "1 while the kernel refuses datagrams (send buffer full or link down), else 0.",
 	      tx->send_blocked ? 1 : 0);
-	counter(&m, "diode_tx_files_sent_total",
+	dd_metrics_counter(&m, "diode_tx_files_sent_total",
 		"Files completely sent (all passes) and removed from the outbox.", tx->files_sent);
-	counter(&m, "diode_tx_files_abandoned_total",
+	dd_metrics_counter(&m, "diode_tx_files_abandoned_total",
 		"Transfers abandoned (file changed or unreadable while sent); sent again "
 		"once the file settles.", tx->files_abandoned);
-	gauge(&m, "diode_tx_files_queued", "Files in the outbox ready and waiting for a send slot.",
+	dd_metrics_gauge(&m, "diode_tx_files_queued", "Files in the outbox ready and waiting for a send slot.",
 	      tx->spool != NULL ? spool_queued(tx->spool) : 0);
-	gauge(&m, "diode_tx_transfers_active", "Files being sent now.", tx->nactive);
-	gauge(&m, "diode_tx_transfers_waiting", "Files between two carousel passes.",
+	dd_metrics_gauge(&m, "diode_tx_transfers_active", "Files being sent now.", tx->nactive);
+	dd_metrics_gauge(&m, "diode_tx_transfers_waiting", "Files between two carousel passes.",
 	      tx->nwaiting);
-	gauge(&m, "diode_tx_transfers_repeating",
+	dd_metrics_gauge(&m, "diode_tx_transfers_repeating",
 	      "Files on the wire whose final manifest is still being repeated.", tx->nrepeating);
 	dd_metrics_family(&m, "diode_tx_queued_datagrams", DD_METRIC_GAUGE,
 			  "Datagrams waiting to be sent, by queue (control, stream, data).");
@@ -176,22 +162,7 @@ tx_metrics_write(struct tx *tx)
 	dd_metrics_u64(&m, (const struct dd_metrics_label[]){ { "queue", "data" } }, 1,
 		       ring_used(&tx->data));
 	channel_metrics(&m, tx);
-	if (dd_syslog_fd() >= 0) {
-		counter(&m, "diode_tx_syslog_sent_messages_total",
-			"Messages sent to the syslog socket.", dd_syslog_sent());
-		counter(&m, "diode_tx_syslog_dropped_messages_total",
-			"Messages not sent to syslog (syslog daemon slow or down).",
-			dd_syslog_dropped());
-	}
-	if (dd_metrics_finish(&m) != 0) {
-		static bool said;
-
-		if (!said)
-			dd_error("[log] metrics: cannot format the metrics (%s); this is a bug",
-				 strerror(-m.error));
-		said = true;
-	}
-	dd_metrics_file_write(&mfile, &m);
+	dd_metrics_publish(&m, &mfile, "diode_tx");
 }
 
 static void
