@@ -1,4 +1,4 @@
-/* Big-endian load/store helpers for wire fields (never cast buffers to structs). */
+/* Byte helpers for outside input: big-endian load/store (never cast buffers to structs), UTF-8. */
 #ifndef DD_BYTES_H
 #define DD_BYTES_H
 
@@ -56,6 +56,44 @@ dd_all_zero(const uint8_t *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		acc |= p[i];
 	return acc == 0;
+}
+
+/*
+ * Length of the well-formed multi-byte UTF-8 sequence at s (at most n bytes,
+ * Unicode table 3-7: no overlongs, surrogates or code points above U+10FFFF),
+ * or 0 when it is not one or is a C1 control character (U+0080..U+009F).
+ * ASCII bytes (< 0x80) are the caller's to judge: they return 0 as well.
+ */
+static inline size_t
+dd_utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (n == 0)
+		return 0;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xc2 || s[0] == 0xe0)
+		lo = 0xa0; /* C1 controls; overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
 }
 
 #endif

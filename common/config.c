@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
+
 #define MAX_FILE (1024 * 1024) /* bytes in a configuration file */
 #define MAX_LINE 4096          /* bytes in a line, without the '\n' */
 #define MAX_NAME 64            /* bytes in the NAME of [prefix.NAME] */
@@ -158,42 +160,6 @@ eq_nocase(const char *s, size_t n, const char *word)
 }
 
 /*
- * Length of the valid UTF-8 sequence at s (of at most n bytes), or 0 when it
- * is not one or is a C1 control character (U+0080..U+009F).
- */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xc2)
-		lo = 0xa0;
-	else if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return len;
-}
-
-/*
  * Operator text for a message: at most SHOW_MAX bytes (not cutting a UTF-8
  * sequence), control characters and invalid UTF-8 as \xNN. Always
  * NUL-terminates buf.
@@ -215,7 +181,7 @@ show(char *buf, size_t size, const char *text, size_t n)
 	while (i < n && j + 8 < size) {
 		if (s[i] >= 0x20 && s[i] < 0x7f) {
 			buf[j++] = (char)s[i++];
-		} else if (s[i] >= 0x80 && (ul = utf8_len(s + i, n - i)) > 0) {
+		} else if (s[i] >= 0x80 && (ul = dd_utf8_len(s + i, n - i)) > 0) {
 			memcpy(buf + j, s + i, ul);
 			j += ul;
 			i += ul;
