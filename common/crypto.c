@@ -1,6 +1,9 @@
 /* Session crypto: announce construction and verification, per-datagram AEAD seal/open. */
 #include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -8,6 +11,7 @@
 
 #define KDF_LABEL "diode-v1 keys"
 #define MAX_PEERS 8
+#define MAX_SEALERS 64 /* threads sealing with their own OpenSSL context; more use libsodium */
 
 struct epoch_key {
 	crypto_aead_aes256gcm_state aes; /* first: needs 16-byte alignment */
@@ -18,13 +22,38 @@ struct epoch_key {
 	uint8_t data_key[32];
 };
 
+/* One sealing thread's OpenSSL context, keyed with the current epoch's data
+ * key. Only its owner thread seals with it; it is re-keyed (or freed) only
+ * between batches, when no thread seals (see tx/sender.c). */
+struct sealer_ctx {
+	EVP_CIPHER_CTX *evp;
+	pthread_t owner;
+	bool ready; /* false: this thread seals with libsodium */
+};
+
 struct dd_crypto_tx {
 	struct epoch_key current, next; /* first: sodium_malloc alignment */
 	uint8_t secret[DD_KEY_LEN];
 	uint8_t ephemeral_secret[DD_KEY_LEN], next_ephemeral_secret[DD_KEY_LEN];
 	struct dd_announce announce, next_announce;
 	uint32_t session;
+	/* OpenSSL seals about twice as fast as libsodium 1.0.18 here, same bytes
+	 * on the wire; one context per sealing thread (tx/sender.c workers), the
+	 * key schedule computed once per epoch, not per datagram. */
+	uint64_t id; /* unique in the process: what a thread's cached context is for */
+	bool evp_on;
+	pthread_mutex_t sealers_mu; /* guards claiming an entry of sealers */
+	size_t nsealers;
+	struct sealer_ctx sealers[MAX_SEALERS];
 };
+
+static atomic_uint_fast64_t tx_ids;
+
+/* The calling thread's context for the dd_crypto_tx numbered tx_id. */
+static _Thread_local struct {
+	uint64_t tx_id;
+	struct sealer_ctx *s;
+} my_sealer;
 
 struct peer {
 	uint8_t public_key[DD_KEY_LEN];
@@ -33,6 +62,11 @@ struct peer {
 
 struct dd_crypto_rx {
 	struct epoch_key slots[2]; /* first: sodium_malloc alignment */
+	/* The same keys for OpenSSL, which opens datagrams about twice as fast as
+	 * libsodium 1.0.18 here (VAES/AVX-512 AES-GCM, AVX-512 ChaCha20-Poly1305).
+	 * Same algorithms, same bytes on the wire. NULL, or not ready: libsodium. */
+	EVP_CIPHER_CTX *evp[2];
+	bool evp_ready[2];
 	uint8_t secret[DD_KEY_LEN];
 	uint8_t public_key[DD_KEY_LEN];
 	struct peer peers[MAX_PEERS];
@@ -125,6 +159,64 @@ derive(struct epoch_key *k, uint8_t cipher, const uint8_t *dh1, const uint8_t *d
 
 /* ---------------------------------------------------------------- sender */
 
+/* (Re)key a sealer's context with the current data key; the reset wipes the
+ * previous epoch's key schedule (OpenSSL cleanses it on its heap). */
+static void
+sealer_key(const struct dd_crypto_tx *tx, struct sealer_ctx *s)
+{
+	const EVP_CIPHER *c = tx->announce.cipher == DD_CIPHER_AES256GCM ? EVP_aes_256_gcm()
+									  : EVP_chacha20_poly1305();
+
+	s->ready = false;
+	if (s->evp == NULL || EVP_CIPHER_CTX_reset(s->evp) != 1)
+		return;
+	s->ready = EVP_EncryptInit_ex(s->evp, c, NULL, tx->current.data_key, NULL) == 1;
+}
+
+/* The calling thread's OpenSSL context for tx, made on its first seal; NULL
+ * (libsodium) if none can be had. */
+static struct sealer_ctx *
+sealer_get(struct dd_crypto_tx *tx)
+{
+	pthread_t self = pthread_self();
+	struct sealer_ctx *s = NULL;
+
+	if (my_sealer.tx_id == tx->id)
+		return my_sealer.s;
+	pthread_mutex_lock(&tx->sealers_mu);
+	for (size_t i = 0; i < tx->nsealers && s == NULL; i++)
+		if (pthread_equal(tx->sealers[i].owner, self))
+			s = &tx->sealers[i];
+	if (s == NULL && tx->nsealers < MAX_SEALERS) {
+		s = &tx->sealers[tx->nsealers++];
+		s->owner = self;
+		s->evp = EVP_CIPHER_CTX_new();
+		sealer_key(tx, s);
+	}
+	pthread_mutex_unlock(&tx->sealers_mu);
+	my_sealer.tx_id = tx->id;
+	my_sealer.s = s;
+	return s;
+}
+
+/* Encrypt n bytes at p in place and put the tag right after them, with the
+ * 12-byte nonce and the header as associated data, as libsodium's detached
+ * AEADs do. -EAGAIN: failed before touching p; -EIO: failed after. */
+static int
+evp_seal(EVP_CIPHER_CTX *c, const uint8_t *nonce, const uint8_t *ad, uint8_t *p, size_t n)
+{
+	int len = 0, fin = 0;
+
+	if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(c, NULL, &len, ad, DD_HDR_LEN) != 1)
+		return -EAGAIN;
+	if (EVP_EncryptUpdate(c, p, &len, p, (int)n) != 1 ||
+	    EVP_EncryptFinal_ex(c, p + len, &fin) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, DD_TAG_LEN, p + n) != 1)
+		return -EIO;
+	return 0;
+}
+
 static int
 tx_make_epoch(struct dd_crypto_tx *tx, struct epoch_key *k, uint8_t *eph_secret,
 	      struct dd_announce *a, uint16_t epoch)
@@ -175,6 +267,12 @@ dd_crypto_tx_new(struct dd_crypto_tx **out, const uint8_t *secret, const uint8_t
 		sodium_free(tx);
 		return rc;
 	}
+	tx->id = atomic_fetch_add(&tx_ids, 1) + 1;
+	tx->evp_on = true;
+	pthread_mutex_init(&tx->sealers_mu, NULL);
+	/* The calling thread's context now: OpenSSL loads what it needs for the
+	 * cipher before the process is sandboxed. */
+	(void)sealer_get(tx);
 	*out = tx;
 	return 0;
 }
@@ -182,8 +280,19 @@ dd_crypto_tx_new(struct dd_crypto_tx **out, const uint8_t *secret, const uint8_t
 void
 dd_crypto_tx_free(struct dd_crypto_tx *tx)
 {
-	if (tx != NULL)
-		sodium_free(tx);
+	if (tx == NULL)
+		return;
+	/* EVP_CIPHER_CTX_free wipes the key schedule it holds. */
+	for (size_t i = 0; i < tx->nsealers; i++)
+		EVP_CIPHER_CTX_free(tx->sealers[i].evp);
+	pthread_mutex_destroy(&tx->sealers_mu);
+	sodium_free(tx);
+}
+
+void
+dd_crypto_tx_set_evp(struct dd_crypto_tx *tx, bool on)
+{
+	tx->evp_on = on;
 }
 
 int
@@ -208,6 +317,11 @@ dd_crypto_tx_switch(struct dd_crypto_tx *tx)
 	memcpy(tx->ephemeral_secret, tx->next_ephemeral_secret, DD_KEY_LEN);
 	sodium_memzero(&tx->next, sizeof(tx->next));
 	sodium_memzero(tx->next_ephemeral_secret, DD_KEY_LEN);
+	/* Every thread's context to the new key, the old one wiped. */
+	pthread_mutex_lock(&tx->sealers_mu);
+	for (size_t i = 0; i < tx->nsealers; i++)
+		sealer_key(tx, &tx->sealers[i]);
+	pthread_mutex_unlock(&tx->sealers_mu);
 }
 
 bool
@@ -251,9 +365,24 @@ dd_crypto_tx_seal(struct dd_crypto_tx *tx, uint64_t seq, uint8_t *buf, size_t le
 	uint8_t nonce[12];
 	uint8_t *plain = buf + DD_HDR_LEN;
 	size_t plain_len = len - DD_SEALED_OVERHEAD;
+	struct sealer_ctx *s = tx->evp_on ? sealer_get(tx) : NULL;
 
 	dd_wire_put_header(buf, &h);
 	make_nonce(nonce, seq);
+	if (s != NULL && s->ready) {
+		int rc = evp_seal(s->evp, nonce, buf, plain, plain_len);
+
+		if (rc == 0)
+			return;
+		s->ready = false; /* this thread seals with libsodium from now on */
+		if (rc == -EIO) {
+			/* Part of the payload may be encrypted already: send nothing
+			 * of it, and a datagram that fails authentication (counted
+			 * by diode-rx, repaired by FEC like a lost one). */
+			sodium_memzero(plain, plain_len + DD_TAG_LEN);
+			return;
+		}
+	}
 	if (tx->announce.cipher == DD_CIPHER_AES256GCM)
 		crypto_aead_aes256gcm_encrypt_detached_afternm(
 			plain, plain + plain_len, NULL, plain, plain_len, buf, DD_HDR_LEN, NULL,
@@ -277,6 +406,8 @@ dd_crypto_rx_new(struct dd_crypto_rx **out, const uint8_t *secret, const uint8_t
 		return -ENOMEM;
 	memcpy(rx->secret, secret, DD_KEY_LEN);
 	memcpy(rx->public_key, public_key, DD_KEY_LEN);
+	rx->evp[0] = EVP_CIPHER_CTX_new();
+	rx->evp[1] = EVP_CIPHER_CTX_new();
 	rx->per_second = 20;
 	rx->tokens = 20;
 	*out = rx;
@@ -286,8 +417,55 @@ dd_crypto_rx_new(struct dd_crypto_rx **out, const uint8_t *secret, const uint8_t
 void
 dd_crypto_rx_free(struct dd_crypto_rx *rx)
 {
-	if (rx != NULL)
-		sodium_free(rx);
+	if (rx == NULL)
+		return;
+	/* EVP_CIPHER_CTX_free wipes the key schedule it holds. */
+	EVP_CIPHER_CTX_free(rx->evp[0]);
+	EVP_CIPHER_CTX_free(rx->evp[1]);
+	sodium_free(rx);
+}
+
+/* Put slot i's data key into its OpenSSL context; libsodium opens the slot's
+ * datagrams if this fails. */
+static void
+evp_install(struct dd_crypto_rx *rx, size_t i)
+{
+	const EVP_CIPHER *c = rx->cipher == DD_CIPHER_AES256GCM ? EVP_aes_256_gcm()
+								  : EVP_chacha20_poly1305();
+
+	rx->evp_ready[i] = false;
+	if (rx->evp[i] == NULL || EVP_CIPHER_CTX_reset(rx->evp[i]) != 1)
+		return;
+	rx->evp_ready[i] = EVP_DecryptInit_ex(rx->evp[i], c, NULL, rx->slots[i].data_key,
+					      NULL) == 1;
+}
+
+/* Forget slot i's key in its OpenSSL context (the reset wipes it). */
+static void
+evp_forget(struct dd_crypto_rx *rx, size_t i)
+{
+	rx->evp_ready[i] = false;
+	if (rx->evp[i] != NULL)
+		EVP_CIPHER_CTX_reset(rx->evp[i]);
+}
+
+/* Verify and decrypt n bytes at p in place; the 12-byte nonce, the header as
+ * associated data and the tag right after the ciphertext, as libsodium's
+ * detached AEADs take them. Nothing decrypted is left behind on failure. */
+static int
+evp_open(EVP_CIPHER_CTX *c, const uint8_t *nonce, const uint8_t *ad, uint8_t *p, size_t n)
+{
+	int len = 0, fin = 0;
+
+	if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_DecryptUpdate(c, NULL, &len, ad, DD_HDR_LEN) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, DD_TAG_LEN, p + n) != 1 ||
+	    EVP_DecryptUpdate(c, p, &len, p, (int)n) != 1 ||
+	    EVP_DecryptFinal_ex(c, p + len, &fin) != 1) {
+		sodium_memzero(p, n);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -415,6 +593,7 @@ dd_crypto_rx_announce(struct dd_crypto_rx *rx, const struct dd_hdr *h, const uin
 	}
 	if (new_session) {
 		sodium_memzero(rx->slots, sizeof(rx->slots));
+		evp_forget(rx, 1);
 		rx->has_session = true;
 		rx->session = h->session;
 		rx->cipher = a.cipher;
@@ -423,6 +602,7 @@ dd_crypto_rx_announce(struct dd_crypto_rx *rx, const struct dd_hdr *h, const uin
 		rx->max_epoch = h->epoch;
 		dd_replay_reset(&rx->replay, rx->seq_floor, h->session == rx->min_session);
 		rx->slots[0] = fresh;
+		evp_install(rx, 0);
 		rc = DD_ANNOUNCE_NEW_SESSION;
 	} else {
 		/* Keep the newest two epochs: replace the invalid or older slot. */
@@ -430,6 +610,7 @@ dd_crypto_rx_announce(struct dd_crypto_rx *rx, const struct dd_hdr *h, const uin
 			rx->slots[0].epoch < rx->slots[1].epoch ? 0 : 1;
 
 		rx->slots[victim] = fresh;
+		evp_install(rx, victim);
 		if (h->epoch > rx->max_epoch)
 			rx->max_epoch = h->epoch;
 		rc = DD_ANNOUNCE_NEW_EPOCH;
@@ -463,7 +644,9 @@ dd_crypto_rx_open(struct dd_crypto_rx *rx, const struct dd_hdr *h, uint8_t *buf,
 	if (!dd_replay_check(&rx->replay, h->seq))
 		return -EALREADY;
 	make_nonce(nonce, h->seq);
-	if (rx->cipher == DD_CIPHER_AES256GCM)
+	if (rx->evp_ready[k - rx->slots])
+		bad = evp_open(rx->evp[k - rx->slots], nonce, buf, p, n);
+	else if (rx->cipher == DD_CIPHER_AES256GCM)
 		bad = crypto_aead_aes256gcm_decrypt_detached_afternm(p, NULL, p, n, p + n, buf,
 								     DD_HDR_LEN, nonce, &k->aes);
 	else

@@ -42,6 +42,9 @@ void dd_crypto_tx_announce(struct dd_crypto_tx *tx, bool next, uint64_t seq, uin
 /* Seal in place: buf[0..len) is a datagram whose plaintext sits at
  * buf + DD_HDR_LEN, len - DD_SEALED_OVERHEAD bytes; writes header and tag. */
 void dd_crypto_tx_seal(struct dd_crypto_tx *tx, uint64_t seq, uint8_t *buf, size_t len);
+/* Seal with OpenSSL (the default; each thread keeps its own context) or with
+ * libsodium only (for tests and measurements). Same bytes either way. */
+void dd_crypto_tx_set_evp(struct dd_crypto_tx *tx, bool on);
 
 /* ---- receiver ---- */
 struct dd_crypto_rx;

@@ -6,10 +6,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "crypto.h"
 #include "wire.h"
 
@@ -878,6 +880,214 @@ test_crypto_cipher_names(void **state)
 	assert_string_equal(dd_crypto_cipher_name(255), "unknown");
 }
 
+/* ---- the OpenSSL seal against an independent libsodium reference ---- */
+
+/* The data key of tx's current epoch, derived as the receiver does
+ * (docs/PROTOCOL.md), from the announce and the receiver's secret only. */
+static void
+reference_data_key(const struct fix *f, uint8_t key[32])
+{
+	uint8_t ann[DD_ANNOUNCE_LEN], ikm[64], okm[64], tail[6];
+	crypto_generichash_state st;
+	struct dd_announce a;
+	struct dd_hdr h;
+
+	dd_crypto_tx_announce(f->tx, false, 1, ann);
+	assert_int_equal(dd_wire_parse_header(&h, ann, sizeof(ann)), 0);
+	assert_int_equal(dd_wire_parse_announce(&a, ann + DD_HDR_LEN, DD_ANNOUNCE_BODY_LEN), 0);
+	assert_int_equal(crypto_scalarmult(ikm, f->receiver.sk, a.ephemeral), 0);
+	assert_int_equal(crypto_scalarmult(ikm + 32, f->receiver.sk, f->sender.pk), 0);
+	dd_store_be32(tail, h.session);
+	dd_store_be16(tail + 4, h.epoch);
+	crypto_generichash_init(&st, ikm, sizeof(ikm), sizeof(okm));
+	crypto_generichash_update(&st, (const uint8_t *)"diode-v1 keys", 13);
+	crypto_generichash_update(&st, ann + DD_HDR_LEN, DD_ANNOUNCE_BODY_LEN);
+	crypto_generichash_update(&st, tail, sizeof(tail));
+	crypto_generichash_final(&st, okm, sizeof(okm));
+	memcpy(key, okm + 32, 32);
+}
+
+/* Seal plain (len - overhead bytes) into out as the libsodium-only sealer did. */
+static void
+reference_seal(const struct fix *f, const uint8_t key[32], uint64_t seq, const uint8_t *plain,
+	       uint8_t *out, size_t len)
+{
+	struct dd_hdr h = {
+		.type = DD_TYPE_SEALED, .epoch = dd_crypto_tx_epoch(f->tx), .session = SESSION,
+		.seq = seq,
+	};
+	uint8_t nonce[12] = { 0 };
+	size_t n = PLAIN_LEN(len);
+
+	dd_wire_put_header(out, &h);
+	dd_store_be64(nonce + 4, seq);
+	if (f->cipher == DD_CIPHER_AES256GCM)
+		crypto_aead_aes256gcm_encrypt_detached(out + DD_HDR_LEN, out + DD_HDR_LEN + n, NULL,
+						       plain, n, out, DD_HDR_LEN, NULL, nonce, key);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt_detached(out + DD_HDR_LEN,
+								   out + DD_HDR_LEN + n, NULL,
+								   plain, n, out, DD_HDR_LEN,
+								   NULL, nonce, key);
+}
+
+/* Open a datagram with the libsodium reference; 0 if authentic. */
+static int
+reference_open(const struct fix *f, const uint8_t key[32], const uint8_t *dgram, size_t len,
+	       uint8_t *plain)
+{
+	struct dd_hdr h;
+	uint8_t nonce[12] = { 0 };
+	size_t n = PLAIN_LEN(len);
+
+	assert_int_equal(dd_wire_parse_header(&h, dgram, len), 0);
+	dd_store_be64(nonce + 4, h.seq);
+	if (f->cipher == DD_CIPHER_AES256GCM)
+		return crypto_aead_aes256gcm_decrypt_detached(plain, NULL, dgram + DD_HDR_LEN, n,
+							      dgram + DD_HDR_LEN + n, dgram,
+							      DD_HDR_LEN, nonce, key);
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(plain, NULL, dgram + DD_HDR_LEN,
+								  n, dgram + DD_HDR_LEN + n,
+								  dgram, DD_HDR_LEN, nonce, key);
+}
+
+/* Seal with tx (OpenSSL, or libsodium only when evp is false) and compare
+ * with the reference, byte for byte; then both ways of opening. */
+static void
+check_seal_against_reference(struct fix *f, const uint8_t key[32], uint64_t seq, size_t len,
+			     bool evp)
+{
+	uint8_t *mine = malloc(len), *ref = malloc(len), *plain = malloc(len), *back = malloc(len);
+	uint8_t *opened;
+	size_t opened_len;
+	struct dd_hdr h;
+
+	assert_non_null(mine);
+	assert_non_null(ref);
+	assert_non_null(plain);
+	assert_non_null(back);
+	randombytes_buf(plain, PLAIN_LEN(len));
+	memcpy(mine + DD_HDR_LEN, plain, PLAIN_LEN(len));
+	dd_crypto_tx_set_evp(f->tx, evp);
+	dd_crypto_tx_seal(f->tx, seq, mine, len);
+	dd_crypto_tx_set_evp(f->tx, true);
+	reference_seal(f, key, seq, plain, ref, len);
+	assert_memory_equal(mine, ref, len);
+	assert_int_equal(reference_open(f, key, mine, len, back), 0);
+	assert_memory_equal(back, plain, PLAIN_LEN(len));
+	/* The reference's datagram opens on the receiver (OpenSSL there). */
+	assert_int_equal(dd_wire_parse_header(&h, ref, len), 0);
+	if (len == DD_DGRAM_DEFAULT) { /* the session's size */
+		assert_int_equal(dd_crypto_rx_open(f->rx, &h, ref, len, &opened, &opened_len), 0);
+		assert_int_equal(opened_len, PLAIN_LEN(len));
+		assert_memory_equal(opened, plain, PLAIN_LEN(len));
+	}
+	/* A flipped tag bit fails the reference. */
+	mine[len - 1] ^= 1;
+	assert_int_not_equal(reference_open(f, key, mine, len, back), 0);
+	free(mine);
+	free(ref);
+	free(plain);
+	free(back);
+}
+
+static void
+test_crypto_seal_matches_libsodium_reference_across_rekeys(void **state)
+{
+	static const uint64_t seqs[] = { 2, 3, 255, 256, 65537, 0x100000001ull,
+					 0x0123456789abcdefull };
+	struct fix *f = fixture(state);
+	uint8_t key[32];
+
+	assert_int_equal(announce(f, f->tx, false, 1), DD_ANNOUNCE_NEW_SESSION);
+	for (uint64_t epoch = 0; epoch < 3; epoch++) {
+		/* Increasing numbers, so the receiver's replay window lets all in. */
+		uint64_t base = epoch << 58;
+
+		assert_int_equal(dd_crypto_tx_epoch(f->tx), epoch);
+		reference_data_key(f, key);
+		for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+			check_seal_against_reference(f, key, base + seqs[i], DD_DGRAM_DEFAULT, true);
+			check_seal_against_reference(f, key, base + seqs[i] + 1, DD_DGRAM_MIN, true);
+			check_seal_against_reference(f, key, base + seqs[i] + 2, DD_DGRAM_DEFAULT,
+						     false);
+		}
+		assert_int_equal(dd_crypto_tx_prepare_next(f->tx), 0);
+		assert_int_equal(announce(f, f->tx, true, base + (1ull << 57)),
+				 DD_ANNOUNCE_NEW_EPOCH);
+		dd_crypto_tx_switch(f->tx);
+	}
+	reference_data_key(f, key);
+	check_seal_against_reference(f, key, UINT64_MAX - 3, DD_DGRAM_DEFAULT, true);
+	check_seal_against_reference(f, key, UINT64_MAX - 2, DD_DGRAM_DEFAULT, false);
+	sodium_memzero(key, sizeof(key));
+}
+
+/* Several threads seal parts of one batch at once (as tx/sender.c's workers
+ * do), each with its own OpenSSL context; rekeys happen between batches. */
+#define THREAD_SEALERS 4
+#define PER_SEALER 64
+
+struct sealer_job {
+	struct dd_crypto_tx *tx;
+	uint8_t *batch; /* THREAD_SEALERS * PER_SEALER datagrams of DD_DGRAM_DEFAULT */
+	uint64_t first_seq;
+	unsigned part;
+};
+
+static void *
+sealer_thread(void *arg)
+{
+	const struct sealer_job *j = arg;
+
+	for (unsigned i = j->part * PER_SEALER; i < (j->part + 1) * PER_SEALER; i++)
+		dd_crypto_tx_seal(j->tx, j->first_seq + i, j->batch + (size_t)i * DD_DGRAM_DEFAULT,
+				  DD_DGRAM_DEFAULT);
+	return NULL;
+}
+
+static void
+test_crypto_seal_from_several_threads_across_rekeys(void **state)
+{
+	const size_t count = THREAD_SEALERS * PER_SEALER;
+	struct fix *f = fixture(state);
+	uint8_t *batch = malloc(count * DD_DGRAM_DEFAULT), *plain = malloc(count * DD_DGRAM_DEFAULT);
+	uint8_t *ref = malloc(DD_DGRAM_DEFAULT), key[32];
+	struct sealer_job jobs[THREAD_SEALERS];
+	pthread_t threads[THREAD_SEALERS];
+	uint64_t seq = 2;
+
+	assert_non_null(batch);
+	assert_non_null(plain);
+	assert_non_null(ref);
+	for (int epoch = 0; epoch < 3; epoch++) {
+		reference_data_key(f, key);
+		randombytes_buf(plain, count * DD_DGRAM_DEFAULT);
+		memcpy(batch, plain, count * DD_DGRAM_DEFAULT);
+		for (unsigned t = 0; t < THREAD_SEALERS; t++) {
+			jobs[t] = (struct sealer_job){ f->tx, batch, seq, t };
+			if (t > 0)
+				assert_int_equal(pthread_create(&threads[t], NULL, sealer_thread,
+								&jobs[t]), 0);
+		}
+		sealer_thread(&jobs[0]); /* the loop thread seals its share too */
+		for (unsigned t = 1; t < THREAD_SEALERS; t++)
+			assert_int_equal(pthread_join(threads[t], NULL), 0);
+		for (size_t i = 0; i < count; i++) {
+			reference_seal(f, key, seq + i, plain + i * DD_DGRAM_DEFAULT + DD_HDR_LEN,
+				       ref, DD_DGRAM_DEFAULT);
+			assert_memory_equal(batch + i * DD_DGRAM_DEFAULT, ref, DD_DGRAM_DEFAULT);
+		}
+		seq += count;
+		assert_int_equal(dd_crypto_tx_prepare_next(f->tx), 0);
+		dd_crypto_tx_switch(f->tx);
+	}
+	sodium_memzero(key, sizeof(key));
+	free(batch);
+	free(plain);
+	free(ref);
+}
+
 static int
 group_setup(void **state)
 {
@@ -931,6 +1141,8 @@ main(void)
 		cmocka_unit_test(test_crypto_tx_new_rejects_bad_arguments),
 		cmocka_unit_test(test_crypto_rx_add_peer_limits),
 		cmocka_unit_test(test_crypto_cipher_names),
+		BOTH(test_crypto_seal_matches_libsodium_reference_across_rekeys),
+		BOTH(test_crypto_seal_from_several_threads_across_rekeys),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

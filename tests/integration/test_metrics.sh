@@ -109,7 +109,7 @@ after=$(get "$RX" diode_rx_received_datagrams_total)
 [ "$after" -gt "$before" ] || fail "rx datagrams received went from $before to $after across a new session"
 is "$RX" 'diode_rx_channel_records_delivered_total{channel="hist"}' 20 ||
 	fail "rx records delivered changed across a new session"
-is "$TX" diode_tx_files_sent_total 1 || fail "new diode-tx: files sent $(get "$TX" diode_tx_files_sent_total), want 1"
+wait_for 10 is "$TX" diode_tx_files_sent_total 1 || fail "new diode-tx: files sent $(get "$TX" diode_tx_files_sent_total), want 1"
 log "new session: rx totals kept (datagrams $before -> $after, files 3)"
 
 stop_daemon tx || fail "diode-tx exited with status $?"
