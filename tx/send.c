@@ -70,15 +70,6 @@ on_interrupt(int sig)
 	interrupted = sig;
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 send_usage(FILE *f)
 {
@@ -727,12 +718,12 @@ draw(struct send *s, uint64_t now, bool final)
 static int
 wait_sent(struct send *s)
 {
-	uint64_t deadline = s->timeout_ms ? now_ms() + s->timeout_ms : 0;
+	uint64_t deadline = s->timeout_ms ? dd_mono_ms() + s->timeout_ms : 0;
 	bool stopped = false;
 	size_t left;
 
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = dd_mono_ms();
 		struct timespec ts = { 0, POLL_MS * 1000000L };
 		int running;
 
@@ -767,7 +758,7 @@ wait_sent(struct send *s)
 		draw(s, now, false);
 		nanosleep(&ts, NULL);
 	}
-	draw(s, now_ms(), true);
+	draw(s, dd_mono_ms(), true);
 	if (left == 0)
 		return 0;
 	if (stopped)
@@ -899,7 +890,7 @@ send_main(const struct dd_config *cfg, int argc, char **argv)
 	if (running < 0)
 		fprintf(stderr, "diode-tx send: cannot tell whether diode-tx runs (%s/%s: %s); "
 			"waiting anyway\n", s.state_dir, TX_LOCK_FILE, strerror(errno));
-	s.start_ms = now_ms();
+	s.start_ms = dd_mono_ms();
 	rc = wait_sent(&s);
 	for (size_t i = 0; i < s.n; i++)
 		failed += s.items[i].state == ITEM_FAILED;
