@@ -201,7 +201,8 @@ start_daemon() {
 	local name=$1 prog=$2 ready=$3 d=$T/$1 before
 	touch "$d/stderr.log"
 	before=$(wc -l < "$d/stderr.log")
-	"$BIN/$prog" -c "$d/conf" >>"$d/stdout.log" 2>>"$d/stderr.log" &
+	# RUN_IN: a command prefix (e.g. "ip netns exec NS") that execs the daemon.
+	${RUN_IN:-} "$BIN/$prog" -c "$d/conf" >>"$d/stdout.log" 2>>"$d/stderr.log" &
 	PID[$name]=$!
 	if ! wait_for 15 _ready "$name" "$before" "$ready"; then
 		fail "$prog ($name) did not become ready ('$ready' not logged)"
