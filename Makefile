@@ -69,6 +69,10 @@ $(BUILD)/%: $(BUILD)/tests/tools/%.o $(LIB)
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB)
 	$(CC) $(DD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
+# diode-rx's disk thread (rx/disk.c), against a stand-in for the reassembler.
+$(BUILD)/tests/test_disk: $(BUILD)/tests/test_disk.o $(BUILD)/rx/disk.o $(LIB)
+	$(CC) $(DD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS) -lm
+
 # Unit tests: one cmocka program per common module.
 unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \

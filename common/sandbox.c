@@ -198,13 +198,17 @@ static const struct {
 	{ "socketpair", BOTH, DD_SANDBOX_NET_TCP_CONNECT },
 	{ "setsockopt", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
 	{ "shutdown", BOTH, DD_SANDBOX_NET_TCP_CONNECT | DD_SANDBOX_NET_ACCEPT },
-	/* threads started after the sandbox (diode-tx [link] workers) */
+	/* threads started after the sandbox ([link] workers: diode-tx's sealing
+	 * threads, diode-rx's disk thread) */
 #ifndef DD_SANITIZER_BUILD
-	{ "clone", TX, DD_SANDBOX_THREADS },  /* with CLONE_THREAD only, see seccomp_apply */
+	{ "clone", BOTH, DD_SANDBOX_THREADS },  /* with CLONE_THREAD only, see seccomp_apply */
+	/* libuv's loop thread yields while another thread's uv_async_send is
+	 * half done (diode-rx's disk thread wakes the loop that way) */
+	{ "sched_yield", BOTH, DD_SANDBOX_THREADS },
 #endif
-	{ "clone3", TX, DD_SANDBOX_THREADS }, /* ENOSYS: its flags cannot be checked */
-	{ "set_robust_list", TX, DD_SANDBOX_THREADS },
-	{ "rseq", TX, DD_SANDBOX_THREADS },
+	{ "clone3", BOTH, DD_SANDBOX_THREADS }, /* ENOSYS: its flags cannot be checked */
+	{ "set_robust_list", BOTH, DD_SANDBOX_THREADS },
+	{ "rseq", BOTH, DD_SANDBOX_THREADS },
 #ifdef DD_SANITIZER_BUILD
 	/* the sanitizer runtime: leak check at exit (ptrace from a helper
 	 * task), reports, and its own memory and file handling */

@@ -128,10 +128,12 @@ void dd_sandbox_syslog_socket(struct dd_sandbox *sb, int fd);
 /* Allow DD_SANDBOX_NET_ACCEPT, _RECV and/or _SEND on local sockets opened
  * before apply (never on the link socket). */
 void dd_sandbox_allow_net(struct dd_sandbox *sb, unsigned what);
-/* Threads will be started after dd_sandbox_apply() (diode-tx [link]
- * workers): clone with CLONE_THREAD only (no new process), clone3 answered
- * ENOSYS (glibc then uses clone), and what a new thread does at start. Started
- * after the sandbox, threads inherit all of it. */
+/* Threads will be started after dd_sandbox_apply() ([link] workers:
+ * diode-tx's sealing threads, diode-rx's disk thread): clone with
+ * CLONE_THREAD only (no new process), clone3 answered ENOSYS (glibc then
+ * uses clone), what a new thread does at start, and sched_yield (libuv's
+ * loop spins on a half-done uv_async_send). Started after the sandbox,
+ * threads inherit all of it. */
 void dd_sandbox_allow_threads(struct dd_sandbox *sb);
 
 /* Allow creating TCP sockets and connecting them to port (any address: the

@@ -26,6 +26,7 @@ static const struct dd_config_key rx_schema[] = {
 	{ "link", "timeout", DD_CFG_DURATION, false, "5s", 100, 0, NULL, false },
 	{ "link", "rcvbuf", DD_CFG_SIZE, false, "32M", 65536, 1ull << 31, NULL, false },
 	{ "link", "announce_rate", DD_CFG_UINT, false, "20", 1, 100000, NULL, false },
+	{ "link", "workers", DD_CFG_UINT, false, NULL, 0, 16, NULL, false }, /* none: auto */
 	{ "keys", "secret", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
 	{ "keys", "peer", DD_CFG_STRING, true, NULL, 0, 0, NULL, true },
 	{ "files", "inbox", DD_CFG_STRING, true, NULL, 0, 0, NULL, false },
@@ -330,6 +331,14 @@ setup(struct rx *rx, const struct dd_config *cfg, bool check_only)
 	set->timeout_ms = dd_config_u64(cfg, "link", "timeout");
 	set->rcvbuf = dd_config_u64(cfg, "link", "rcvbuf");
 	set->announce_rate = (unsigned)dd_config_u64(cfg, "link", "announce_rate");
+	if (dd_config_has(cfg, "link", "workers")) {
+		set->workers = (unsigned)dd_config_u64(cfg, "link", "workers");
+	} else {
+		/* The disk thread pays where a second core can run it. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		set->workers = ncpu > 1 ? 1 : 0;
+	}
 	set->inbox = dd_config_str(cfg, "files", "inbox");
 	set->quarantine = dd_config_str(cfg, "files", "quarantine");
 	set->overwrite = strcmp(dd_config_str(cfg, "files", "collision"), "overwrite") == 0;
@@ -451,6 +460,8 @@ restrict_process(struct rx *rx, const struct dd_config *cfg, struct dd_sandbox *
 	for (unsigned i = 0; i < rx->nsocks; i++)
 		dd_sandbox_link_socket(sb, rx->socks[i]);
 	streams_sandbox(rx, sb);
+	if (rx->set.workers > 0)
+		dd_sandbox_allow_threads(sb); /* the disk thread, started after: it inherits it */
 	if (dd_sandbox_apply(sb, err, sizeof(err)) != 0) {
 		dd_error("%s", err);
 		return -1;
@@ -551,6 +562,7 @@ main(int argc, char **argv)
 	uv_signal_start(&rx.sig_hup, on_signal, SIGHUP);
 	if (restrict_process(&rx, cfg, &sb) != 0)
 		goto out;
+	disk_start(&rx);
 	streams_start(&rx);
 	rx_metrics_start(&rx);
 	where[0] = '\0';
@@ -561,13 +573,18 @@ main(int argc, char **argv)
 		dd_net_format(&rx.set.listen[i], one, sizeof(one));
 		snprintf(where + used, sizeof(where) - used, "%s%s", i > 0 ? ", " : "", one);
 	}
-	dd_notice("listening on %s; delivering into %s", where, rx.set.inbox);
+	if (rx.set.workers > 1)
+		dd_notice("[link] workers = %u: diode-rx uses one helper thread (the disk thread)",
+			  rx.set.workers);
+	dd_notice("listening on %s; delivering into %s; staging writes and SHA-256 %s", where,
+		  rx.set.inbox, rx.disk != NULL ? "on the disk thread" : "on the event loop thread");
 	uv_run(rx.loop, UV_RUN_DEFAULT);
 	rx_metrics_write(&rx);
 	dd_notice("stopped: %" PRIu64 " files delivered, %" PRIu64 " failed",
 		  rx.delivered_before + rx.c.files_delivered, rx.failed_before + rx.c.files_failed);
 	rc = 0;
 out:
+	disk_stop(&rx);
 	streams_close(&rx);
 	reasm_free(&rx);
 	dd_fec_free(rx.fec);

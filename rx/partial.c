@@ -145,10 +145,21 @@ partial_save(struct rx *rx, struct rx_transfer *t)
 	size_t bitmap_bytes = ((size_t)t->blocks + 63) / 64 * 8;
 	size_t cap = 512 + DD_PATH_MAX + 2 * bitmap_bytes;
 	char *buf = malloc(cap), name[64], sha[65];
+	uint64_t *bits = NULL;
 	int n, rc;
 
 	if (buf == NULL)
 		return -ENOMEM;
+	if (t->disk_slots > 0) {
+		/* Blocks still with the disk thread may not be written yet. */
+		bits = malloc(bitmap_bytes);
+		if (bits == NULL) {
+			free(buf);
+			return -ENOMEM;
+		}
+		memcpy(bits, t->done_bits, bitmap_bytes);
+		disk_unwritten(rx, t, bits);
+	}
 	/* Saved every second on the event loop, so nothing here waits for the
 	 * disk: writeback of the data is started, not awaited, and the metadata
 	 * is replaced without fsync. After a process crash both are intact (page
@@ -165,7 +176,8 @@ partial_save(struct rx *rx, struct rx_transfer *t)
 		     rx->session, t->id, (unsigned)(rx->frag_len + 64), t->size, t->k_full,
 		     t->m_full, t->final ? 1 : 0, sha, t->mode, t->mtime, t->last_pass_seen ? 1 : 0,
 		     t->path != NULL ? t->path : "");
-	hex(buf + n, (const uint8_t *)t->done_bits, bitmap_bytes);
+	hex(buf + n, (const uint8_t *)(bits != NULL ? bits : t->done_bits), bitmap_bytes);
+	free(bits);
 	n += (int)(2 * bitmap_bytes);
 	buf[n++] = '\n';
 	meta_name(t, rx->session, name, sizeof(name));
@@ -268,6 +280,7 @@ load_one(struct rx *rx, const char *text, uint32_t session)
 	    unhex((uint8_t *)t->done_bits, done, bitmap_bytes) != 0 ||
 	    unhex(t->sha256, sha, sizeof(t->sha256)) != 0)
 		goto bad;
+	memcpy(t->written_bits, t->done_bits, bitmap_bytes); /* for the disk thread */
 	for (uint32_t b = 0; b < t->blocks; b++)
 		if ((t->done_bits[b / 64] >> (b % 64)) & 1)
 			t->blocks_done++;

@@ -28,13 +28,14 @@ reasm_init(struct rx *rx)
 static void
 release_transfer(struct rx *rx, struct rx_transfer *t)
 {
+	disk_settle(rx, t); /* nothing of it may stay with the disk thread */
 	for (unsigned i = 0; i < t->nopen; i++) {
 		t->open[i]->t = NULL;
 		t->open[i]->done = false;
 	}
 	if (t->fd >= 0)
 		close(t->fd);
-	free(t->done_bits);
+	free(t->done_bits); /* and written_bits, in the same allocation */
 	free(t->path);
 	dd_digest_free(t->digest);
 	if (rx->last_hit == t)
@@ -118,6 +119,7 @@ find_transfer(struct rx *rx, uint32_t id)
 static void
 fail_transfer(struct rx *rx, struct rx_transfer *t, const char *reason, bool quarantine)
 {
+	disk_settle(rx, t);
 	rx->c.files_failed++;
 	rx_audit_transfer(rx, "file_failed", t, reason, NULL);
 	rx_note_failure(rx, t, reason);
@@ -145,6 +147,7 @@ reasm_new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, u
 {
 	struct rx_transfer *t = NULL;
 	char reason[160];
+	size_t words;
 
 	if (size > rx->set.max_file_size) {
 		struct rx_transfer tmp = { .id = id, .size = size, .fd = -1 };
@@ -161,6 +164,14 @@ reasm_new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, u
 	for (unsigned i = 0; i < rx->set.max_transfers && t == NULL; i++)
 		if (!rx->transfers[i].used)
 			t = &rx->transfers[i];
+	if (t == NULL && rx->disk != NULL) {
+		/* Some may be complete but for the disk thread's work: finish
+		 * them first, as the inline path would have. */
+		disk_poll(rx, true);
+		for (unsigned i = 0; i < rx->set.max_transfers && t == NULL; i++)
+			if (!rx->transfers[i].used)
+				t = &rx->transfers[i];
+	}
 	if (t == NULL) {
 		struct rx_transfer tmp = { .id = id, .size = size, .fd = -1 };
 
@@ -180,7 +191,10 @@ reasm_new_transfer(struct rx *rx, uint32_t id, uint64_t size, unsigned k_full, u
 	t->blocks = dd_wire_block_count(size, k_full, rx->frag_len);
 	t->fd = -1;
 	t->first_ms = t->last_ms = dd_mono_ms();
-	t->done_bits = calloc((t->blocks + 63) / 64 + 1, sizeof(uint64_t));
+	words = (t->blocks + 63) / 64 + 1;
+	t->done_bits = calloc(2 * words, sizeof(uint64_t));
+	if (t->done_bits != NULL)
+		t->written_bits = t->done_bits + words;
 	if (t->done_bits == NULL || dd_digest_new(&t->digest) != 0 ||
 	    writer_stage_open(rx, t, create) != 0) {
 		if (!create) {
@@ -208,22 +222,60 @@ block_done(const struct rx_transfer *t, uint32_t b)
 }
 
 static void
-free_slot(struct rx_transfer *t, struct rx_block *blk)
+unlist(struct rx_transfer *t, struct rx_block *blk)
 {
 	for (unsigned i = 0; i < t->nopen; i++)
 		if (t->open[i] == blk) {
 			t->open[i] = t->open[--t->nopen];
 			break;
 		}
+}
+
+static void
+free_slot(struct rx_transfer *t, struct rx_block *blk)
+{
+	unlist(t, blk);
 	blk->t = NULL;
 	blk->done = false;
 }
 
+static int advance_hash(struct rx *rx, struct rx_transfer *t);
+
 static void
 try_finish(struct rx *rx, struct rx_transfer *t)
 {
-	if (t->final && t->blocks_done == t->blocks && t->hashed == t->blocks)
+	if (!t->final || t->blocks_done != t->blocks || t->disk_slots != 0)
+		return;
+	if (t->hashed < t->blocks) {
+		/* Every block was on disk before a restart (hashing starts over
+		 * then) and none will arrive: hash them from the staging file. */
+		if (rx->disk != NULL) {
+			disk_submit_hash(rx, t); /* reasm_after_disk comes back here */
+			return;
+		}
+		if (advance_hash(rx, t) != 0) {
+			fail_transfer(rx, t, "reading back the staging file failed", false);
+			return;
+		}
+	}
+	if (t->hashed == t->blocks)
 		writer_deliver(rx, t); /* releases t via reasm_release_delivered */
+}
+
+void
+reasm_after_disk(struct rx *rx, struct rx_transfer *t)
+{
+	char reason[160];
+
+	if (t->disk_write_err != 0) {
+		snprintf(reason, sizeof(reason), "writing the staging file: %s",
+			 t->disk_write_err > 0 ? strerror(t->disk_write_err) : "short write");
+		fail_transfer(rx, t, reason, false);
+	} else if (t->disk_read_err) {
+		fail_transfer(rx, t, "reading back the staging file failed", false);
+	} else {
+		try_finish(rx, t);
+	}
 }
 
 /* Hash blocks in file order, from memory where still held, else from disk. */
@@ -264,19 +316,27 @@ advance_hash(struct rx *rx, struct rx_transfer *t)
 static struct rx_block *
 evict_one(struct rx *rx)
 {
-	struct rx_block *victim = NULL;
+	struct rx_block *victim;
 
+again:
+	victim = NULL;
 	/* Prefer a decoded block waiting to be hashed (its data is on disk),
 	 * else the incomplete block that has waited longest. */
 	for (unsigned i = 0; i < rx->set.block_pool; i++) {
 		struct rx_block *b = &rx->pool[i];
 
+		if (b->disk)
+			continue; /* the disk thread's until it gives it back */
 		if (b->t == NULL)
 			return b;
 		if (victim == NULL || (b->done && !victim->done) ||
 		    (b->done == victim->done && b->last_ms < victim->last_ms))
 			victim = b;
 	}
+	/* Decoded blocks the disk thread has are the ones inline would give
+	 * up first: wait for one to come back rather than lose a block. */
+	if ((victim == NULL || !victim->done) && disk_reclaim(rx))
+		goto again;
 	if (victim != NULL) {
 		if (!victim->done)
 			rx->c.blocks_lost++;
@@ -350,6 +410,16 @@ complete_block(struct rx *rx, struct rx_transfer *t, struct rx_block *blk)
 		rx->c.blocks_recovered++;
 	}
 	len = t->size - off < block_bytes ? (size_t)(t->size - off) : block_bytes;
+	if (rx->disk != NULL) {
+		/* Done for reassembly: later fragments of it are duplicates. The
+		 * disk thread writes and hashes it and gives the slot back; a
+		 * failed write clears the bit again (disk.c). */
+		t->done_bits[blk->block / 64] |= (uint64_t)1 << (blk->block % 64);
+		t->blocks_done++;
+		unlist(t, blk);
+		disk_submit(rx, t, blk, off, len);
+		return;
+	}
 	n = pwrite(t->fd, blk->buf, len, (off_t)off);
 	if (n != (ssize_t)len) {
 		char reason[160];
@@ -456,6 +526,7 @@ reasm_manifest(struct rx *rx, const struct dd_manifest *m)
 		rx_audit_transfer(rx, "file_aborted", t, "abandoned by the sender", NULL);
 		dd_notice("transfer %u-%u (%s) abandoned by the sender; it will be sent again",
 			  rx->session, t->id, t->path);
+		disk_settle(rx, t);
 		writer_discard(rx, t, false);
 		mark_finished(rx, t->id);
 		release_transfer(rx, t);
@@ -584,6 +655,15 @@ reasm_tick(struct rx *rx, uint64_t now_ms)
 
 		if (!t->used)
 			continue;
+		if (t->disk_slots > 0 && ((t->fail_at_ms != 0 && t->last_pass_seen &&
+					   now_ms >= t->fail_at_ms && now_ms - t->last_ms >= 500) ||
+					  now_ms - t->last_ms >= STALL_MS)) {
+			/* What the disk thread still has of it may complete it. */
+			disk_settle(rx, t);
+			reasm_after_disk(rx, t);
+			if (!t->used || t->disk_slots > 0)
+				continue; /* delivered, failed, or being hashed: next tick */
+		}
 		if (t->fail_at_ms != 0 && t->last_pass_seen && now_ms >= t->fail_at_ms &&
 		    now_ms - t->last_ms >= 500) {
 			if (!t->final)
@@ -625,6 +705,7 @@ reasm_suspend_all(struct rx *rx)
 
 		if (!t->used)
 			continue;
+		disk_settle(rx, t); /* every block it wrote is then in the saved state */
 		if (partial_save(rx, t) == 0)
 			saved++;
 		release_transfer(rx, t);

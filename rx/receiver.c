@@ -277,6 +277,10 @@ on_readable(uv_poll_t *p, int status, int events)
 			handled += handle_buffer(rx, bufs + (size_t)i * RECV_BUF, msgs[i].msg_len,
 						 dd_net_gro_size(&msgs[i].msg_hdr));
 		}
+		/* Hand the blocks of this batch to the disk thread, and deliver
+		 * what it finished, before the next (not only when the loop is
+		 * idle: a burst of small files would fill the transfer table). */
+		disk_poll(rx, false);
 		if (n < BATCH)
 			break;
 	}

@@ -32,6 +32,7 @@ struct rx_settings {
 	uint64_t min_free;      /* bytes to keep free on the inbox file system */
 	unsigned max_transfers;
 	unsigned block_pool;
+	unsigned workers;       /* [link] workers: 0 all on the loop thread, else the disk thread */
 };
 
 #define RX_OPEN_MAX 64       /* blocks of one transfer being reassembled at once */
@@ -44,6 +45,7 @@ struct rx_block {
 	uint8_t k, m;
 	uint16_t count;
 	bool done;             /* written to disk, kept until hashed in order */
+	bool disk;             /* the disk thread's (queued, being written, or held): hands off */
 	uint64_t last_ms;
 	uint8_t present[DD_FEC_MAX_TOTAL];
 	uint8_t *buf;          /* (k + m) fragments; owned by the pool */
@@ -72,6 +74,17 @@ struct rx_transfer {
 	uint64_t datagrams;
 	bool last_pass_seen;   /* the final manifest of the sender's last pass arrived */
 	bool dirty;            /* progress not yet saved as partial state */
+
+	/* The disk thread (disk.c), when it runs. Loop thread: */
+	unsigned disk_slots;   /* its blocks (and hash-only jobs) with the disk thread; 0: none */
+	int disk_write_err;    /* a write failed: its errno, -1 for a short write */
+	bool disk_read_err;    /* reading a block back to hash it failed */
+	bool disk_check;       /* results arrived: failed, or complete? (reasm_after_disk) */
+	bool disk_synced;      /* staging file fsynced once every block was hashed */
+	int disk_sync_err;     /* that fsync failed: its errno */
+	/* The disk thread's while disk_slots > 0 (and so is digest): */
+	uint64_t *written_bits; /* blocks on disk; done_bits also has those handed over */
+	uint32_t disk_hashed;  /* blocks hashed in order; the loop's copy is hashed */
 };
 
 struct rx_counters {
@@ -132,6 +145,7 @@ struct rx {
 	unsigned nfailures;
 
 	struct rx_streams *streams;           /* [channel.NAME] (stream.c); NULL without any */
+	struct rx_disk *disk;                 /* the disk thread (disk.c); NULL: all inline */
 
 	struct rx_counters c, c_reported;     /* this session */
 	uint64_t delivered_before, failed_before; /* earlier sessions of this process */
@@ -167,6 +181,50 @@ void reasm_suspend_all(struct rx *rx);
 /* Save the partial state of transfers that progressed (periodic). */
 void reasm_save_dirty(struct rx *rx);
 unsigned reasm_active(const struct rx *rx);
+
+/* Results of the disk thread about t were applied: fail it, or deliver it
+ * when complete (loop thread, outside any disk_settle). */
+void reasm_after_disk(struct rx *rx, struct rx_transfer *t);
+
+/* disk.c: the disk thread ([link] workers > 0). It writes decoded blocks
+ * into the staging files and hashes each transfer in file order, from a
+ * block it still holds or read back from disk, then fsyncs the staging file
+ * once all is hashed. Results come back to the loop through a uv_async_t.
+ * WARNING: a slot with disk set, and a transfer's digest, written_bits and
+ * disk_hashed while its disk_slots > 0, are the disk thread's: the loop
+ * thread calls disk_settle() before it tears down, closes or hashes t. */
+/* After the sandbox (dd_sandbox_allow_threads): start the thread. Without
+ * it (workers 0, or it cannot start) rx->disk stays NULL: all inline. */
+void disk_start(struct rx *rx);
+/* Settle everything, stop the thread, free (after the loop ended; if its
+ * handle is still open, it is closed, and freed when the loop runs again). */
+void disk_stop(struct rx *rx);
+/* Hand a decoded block over: the disk thread writes and hashes it and
+ * gives the slot back. t's done bit is the loop's to set. Waits for the
+ * disk thread when it owns too many slots already (half the pool). */
+void disk_submit(struct rx *rx, struct rx_transfer *t, struct rx_block *blk, uint64_t off,
+		 size_t len);
+/* Wake the disk thread for the blocks handed over since it was last woken
+ * (waking it per block would cost a system call each). */
+void disk_kick(struct rx *rx);
+/* Between receive batches: kick, apply the results ready, and deliver or
+ * fail the transfers they complete (as the inline path would have by now).
+ * wait: first settle everything (the transfer table is full). */
+void disk_poll(struct rx *rx, bool wait);
+/* Hash t from its staging file: every block was on disk already (a
+ * transfer resumed after a restart), so no block will be handed over. */
+void disk_submit_hash(struct rx *rx, struct rx_transfer *t);
+/* The block pool is exhausted: wait until the disk thread gives a slot
+ * back (bookkeeping only). false when it has none to give. */
+bool disk_reclaim(struct rx *rx);
+/* Barrier: wait until the disk thread is idle, apply its results (no
+ * delivery nor failure from here: reasm_after_disk follows from the loop),
+ * and take back the blocks it holds of t (NULL: of every transfer). Then
+ * t->disk_slots is 0. No-op when the thread holds nothing of t. */
+void disk_settle(struct rx *rx, struct rx_transfer *t);
+/* Clear in bits the blocks of t the disk thread may not have written yet
+ * (partial state claims only blocks on disk). */
+void disk_unwritten(const struct rx *rx, const struct rx_transfer *t, uint64_t *bits);
 
 /* partial.c */
 int partial_open(struct rx *rx, uint32_t session);

@@ -139,6 +139,7 @@ writer_discard(struct rx *rx, struct rx_transfer *t, bool quarantine)
 	const char *leaf;
 	int rc;
 
+	disk_settle(rx, t); /* no write of it may land after this */
 	if (t->fd < 0)
 		return;
 	if (quarantine && rx->quarantine_fd >= 0) {
@@ -206,6 +207,7 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 	bool replaced = false;
 	int rc;
 
+	disk_settle(rx, t); /* a no-op: complete means the disk thread is done with it */
 	dd_digest_final(t->digest, digest);
 	if (fstat(t->fd, &st) < 0 || (uint64_t)st.st_size != t->size) {
 		/* Blocks are written at their offsets; a trailing gap cannot occur, but a
@@ -215,6 +217,7 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 				 strerror(errno));
 			goto failed;
 		}
+		t->disk_synced = false; /* the new size is not on disk yet */
 	}
 	if (memcmp(digest, t->sha256, DD_DIGEST_LEN) != 0) {
 		rx->c.files_failed++;
@@ -225,8 +228,10 @@ writer_deliver(struct rx *rx, struct rx_transfer *t)
 		reasm_release_delivered(rx, t);
 		return;
 	}
-	if (fsync(t->fd) < 0) {
-		snprintf(reason, sizeof(reason), "fsync of the staging file: %s", strerror(errno));
+	/* The disk thread, when it runs, fsynced it once all was hashed. */
+	if (t->disk_sync_err != 0 || (!t->disk_synced && fsync(t->fd) < 0)) {
+		snprintf(reason, sizeof(reason), "fsync of the staging file: %s",
+			 strerror(t->disk_sync_err != 0 ? t->disk_sync_err : errno));
 		goto failed;
 	}
 	fchmod(t->fd, (mode_t)(t->mode & 0755));

@@ -1,4 +1,4 @@
-/* Unit tests for common/sandbox.c threads after the sandbox (diode-tx [link] workers): threads yes, processes no. */
+/* Unit tests for common/sandbox.c threads after the sandbox ([link] workers, both daemons): threads yes, processes no. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,10 +26,10 @@ static const struct dd_config_key schema[] = {
 
 static struct dd_config *cfg;
 
-/* diode-tx's sandbox as [process] allow_root = yes sets it up (the children
+/* A daemon's sandbox as [process] allow_root = yes sets it up (the children
  * add a link socket). */
 static void
-tx_sandbox(struct dd_sandbox *sb)
+role_sandbox(struct dd_sandbox *sb, enum dd_sandbox_role role)
 {
 	static const char text[] = "[process]\nallow_root = yes\n";
 	char err[512];
@@ -37,7 +38,13 @@ tx_sandbox(struct dd_sandbox *sb)
 		assert_int_equal(dd_config_parse(&cfg, "test.conf", text, strlen(text), schema, err,
 						 sizeof(err)),
 				 0);
-	assert_int_equal(dd_sandbox_from_config(sb, cfg, DD_SANDBOX_TX, err, sizeof(err)), 0);
+	assert_int_equal(dd_sandbox_from_config(sb, cfg, role, err, sizeof(err)), 0);
+}
+
+static void
+tx_sandbox(struct dd_sandbox *sb)
+{
+	role_sandbox(sb, DD_SANDBOX_TX);
 }
 
 static int
@@ -84,6 +91,9 @@ child_threads_after_apply(void *arg)
 		if (pthread_join(t, NULL) != 0)
 			return 5;
 	}
+	/* libuv's loop yields while another thread's uv_async_send is half done. */
+	if (sched_yield() != 0)
+		return 7;
 	return v == 3 ? 0 : 6;
 }
 
@@ -170,6 +180,52 @@ test_sandbox_tx_no_threads_unless_allowed(void **state)
 	assert_int_equal(WTERMSIG(status), SIGSYS);
 }
 
+/* diode-rx's disk thread ([link] workers) is started the same way. */
+static void
+test_sandbox_rx_threads_start_after_apply_when_allowed(void **state)
+{
+	struct dd_sandbox sb;
+	int status;
+
+	role_sandbox(&sb, DD_SANDBOX_RX);
+	status = in_child(child_threads_after_apply, &sb);
+	if (WIFSIGNALED(status))
+		fail_msg("killed by signal %d", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void
+test_sandbox_rx_threads_allowed_but_never_a_process(void **state)
+{
+	struct dd_sandbox sb;
+	int status;
+
+#ifdef __SANITIZE_ADDRESS__
+	skip(); /* the sanitizer runtime needs clone unrestricted */
+#endif
+	role_sandbox(&sb, DD_SANDBOX_RX);
+	status = in_child(child_fork_after_apply, &sb);
+	if (WIFEXITED(status))
+		fail_msg("not killed: exit code %d", WEXITSTATUS(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+}
+
+static void
+test_sandbox_rx_no_threads_unless_allowed(void **state)
+{
+	struct dd_sandbox sb;
+	int status;
+
+#ifdef __SANITIZE_ADDRESS__
+	skip(); /* the sanitizer runtime needs clone unrestricted */
+#endif
+	role_sandbox(&sb, DD_SANDBOX_RX);
+	status = in_child(child_threads_not_allowed, &sb);
+	if (WIFEXITED(status))
+		fail_msg("not killed: exit code %d", WEXITSTATUS(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+}
+
 static int
 free_cfg(void **state)
 {
@@ -185,6 +241,9 @@ main(void)
 		cmocka_unit_test(test_sandbox_tx_threads_start_after_apply_when_allowed),
 		cmocka_unit_test(test_sandbox_tx_threads_allowed_but_never_a_process),
 		cmocka_unit_test(test_sandbox_tx_no_threads_unless_allowed),
+		cmocka_unit_test(test_sandbox_rx_threads_start_after_apply_when_allowed),
+		cmocka_unit_test(test_sandbox_rx_threads_allowed_but_never_a_process),
+		cmocka_unit_test(test_sandbox_rx_no_threads_unless_allowed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, free_cfg);

@@ -180,13 +180,15 @@ make_tx() {
 }
 
 # make_rx NAME PORT SECRET_KEY_NAME PEER_KEY_NAME [section.key=value ...]
-# Listens on 127.0.0.1:PORT; delivers into $T/NAME/inbox.
+# Listens on 127.0.0.1:PORT; delivers into $T/NAME/inbox. RX_WORKERS, when
+# set, is its [link] workers (0: staging writes and hashing on the loop
+# thread; unset: the default, which depends on the CPU count).
 make_rx() {
 	local name=$1 port=$2 key=$3 peer=$4 d=$T/$1
 	shift 4
 	mkdir -p "$d/inbox" "$d/state"
 	write_conf "$d/conf" \
-		"link.listen=127.0.0.1:$port" \
+		"link.listen=127.0.0.1:$port" "link.workers=${RX_WORKERS:-}" \
 		"keys.secret=$T/keys/$key.key" "keys.peer=$T/keys/$peer.pub" \
 		"files.inbox=$d/inbox" \
 		"state.dir=$d/state" "log.audit=$d/audit.jsonl" \
