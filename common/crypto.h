@@ -15,6 +15,9 @@
  *   K = BLAKE2b-512(key = DH(e, R) || DH(S, R), msg = "diode-v1 keys" || announce body || session || epoch)
  * where S is its static key and R the receiver's. K[0..31] authenticates
  * announces (ChaCha20-Poly1305, empty plaintext), K[32..63] seals datagrams.
+ * Every announce also ends in a static tag, keyed BLAKE2b under a key derived
+ * once from DH(S, R): the receiver checks it before any public-key work or
+ * rate-limit token, so forged announces cannot crowd out genuine ones.
  * Only the holder of S (or R) can produce a valid announce; only R can read.
  * See docs/PROTOCOL.md.
  */
@@ -69,7 +72,8 @@ void dd_crypto_rx_set_announce_rate(struct dd_crypto_rx *rx, unsigned per_second
  * Handle an announce datagram (header already parsed). Returns an
  * enum dd_announce_result, or: -EKEYREJECTED unknown sender key, -EXDEV
  * addressed to another receiver key, -ESTALE older session or epoch,
- * -EBUSY rate limit hit, -EBADMSG malformed or bad tag, -EALREADY replay,
+ * -EBUSY rate limit hit, -EBADMSG malformed or bad tag (static tag or AEAD
+ * tag; a bad static tag costs no rate-limit token), -EALREADY replay,
  * -EPROTONOSUPPORT cipher not available here. Outputs only on success.
  */
 int dd_crypto_rx_announce(struct dd_crypto_rx *rx, const struct dd_hdr *h, const uint8_t *buf,

@@ -43,7 +43,9 @@ int dd_wire_parse_header(struct dd_hdr *h, const uint8_t *buf, size_t len);
 
 /* ---- announce (DD_TYPE_ANNOUNCE), fixed size ---- */
 #define DD_ANNOUNCE_BODY_LEN 112
-#define DD_ANNOUNCE_LEN (DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN + DD_TAG_LEN)
+#define DD_STATIC_TAG_LEN 16 /* keyed BLAKE2b under the static-static DH, checked first */
+/* header || body || tag (AEAD) || static tag: 160 bytes */
+#define DD_ANNOUNCE_LEN (DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN + DD_TAG_LEN + DD_STATIC_TAG_LEN)
 #define DD_KEY_LEN 32
 
 enum dd_cipher {

@@ -351,7 +351,7 @@ announce_flip_verdict(size_t bit)
 	if (byte < DD_HDR_LEN)
 		return -EBADMSG; /* epoch, session, seq: the tag */
 	if (byte >= DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN)
-		return -EBADMSG; /* the tag itself */
+		return -EBADMSG; /* the AEAD tag and the static tag */
 	if (body >= 40 && body < 72)
 		return -EKEYREJECTED; /* sender key */
 	if (body >= 72 && body < 104)
@@ -819,6 +819,100 @@ test_crypto_announce_rate_zero_means_one_per_second(void **state)
 	dd_crypto_tx_free(tx2);
 }
 
+/* Flip every bit of the announce good, one at a time, with the receiver's
+ * clock standing still at now_ms: each must get announce_flip_verdict (or
+ * -ESTALE for a session flipped below the receiver's current one), never
+ * -EBUSY, and must change nothing. */
+static void
+flip_every_bit_without_token(struct fix *f, const uint8_t *good, uint64_t now_ms)
+{
+	uint8_t buf[DD_ANNOUNCE_LEN];
+	bool had_session = dd_crypto_rx_has_session(f->rx);
+	uint32_t session = dd_crypto_rx_session(f->rx);
+	uint64_t top = dd_crypto_rx_top_seq(f->rx);
+	struct dd_announce a;
+	struct dd_hdr h;
+
+	for (size_t bit = 0; bit < DD_ANNOUNCE_LEN * 8; bit++) {
+		int rc, want = announce_flip_verdict(bit);
+
+		memcpy(buf, good, sizeof(buf));
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		rc = dd_wire_parse_header(&h, buf, sizeof(buf));
+		if (rc == 0) {
+			if (had_session && h.session < session)
+				want = -ESTALE;
+			rc = dd_crypto_rx_announce(f->rx, &h, buf, sizeof(buf), now_ms, &a);
+		}
+		if (rc != want)
+			fail_msg("announce with bit %zu flipped: %d, want %d", bit, rc, want);
+		assert_int_equal(dd_crypto_rx_has_session(f->rx), had_session);
+		assert_int_equal(dd_crypto_rx_session(f->rx), session);
+		assert_true(dd_crypto_rx_top_seq(f->rx) == top);
+	}
+}
+
+/*
+ * The static tag is checked before the rate limit: forged announces (the
+ * trusted sender's public key, made without its secret) and genuine ones
+ * with any bit flipped take no token. With announce_rate = 1 and a clock
+ * that stands still, a genuine new session and then a genuine new epoch get
+ * in at once after thousands of them; a second genuine new session, which
+ * really needs a token, is still refused.
+ */
+static void
+test_crypto_forged_announces_take_no_rate_limit_token(void **state)
+{
+	struct fix *f = fixture(state);
+	struct keypair forger;
+	struct dd_crypto_tx *forged_session, *forged_epoch, *later;
+	uint8_t good[DD_ANNOUNCE_LEN];
+	const uint64_t t0 = 5000000, t1 = t0 + 1000; /* one token each */
+
+	make_keypair(&forger);
+	forged_session = new_tx(&forger, f->sender.pk, f->receiver.pk, f->cipher, SESSION + 1,
+				DD_DGRAM_DEFAULT);
+	forged_epoch = new_tx(&forger, f->sender.pk, f->receiver.pk, f->cipher, SESSION,
+			      DD_DGRAM_DEFAULT);
+	later = new_tx(&f->sender, f->sender.pk, f->receiver.pk, f->cipher, SESSION + 2,
+		       DD_DGRAM_DEFAULT);
+	assert_int_equal(dd_crypto_tx_prepare_next(forged_epoch), 0);
+	dd_crypto_rx_set_announce_rate(f->rx, 1);
+
+	/* New session. */
+	for (uint64_t i = 0; i < 3000; i++)
+		assert_int_equal(deliver_announce(f->rx, forged_session, false, 100 + i, t0, NULL),
+				 -EBADMSG);
+	dd_crypto_tx_announce(f->tx, false, 1, good);
+	flip_every_bit_without_token(f, good, t0);
+	assert_false(dd_crypto_rx_has_session(f->rx));
+	assert_int_equal(deliver_announce(f->rx, f->tx, false, 1, t0, NULL),
+			 DD_ANNOUNCE_NEW_SESSION);
+	assert_int_equal(deliver_announce(f->rx, later, false, 1, t0, NULL), -EBUSY);
+	assert_int_equal(round_trip(f->rx, f->tx, 2, DD_DGRAM_DEFAULT), 0);
+
+	/* New epoch of the running session, forgeries of every kind meanwhile. */
+	assert_int_equal(dd_crypto_tx_prepare_next(f->tx), 0);
+	for (uint64_t i = 0; i < 1000; i++) {
+		assert_int_equal(deliver_announce(f->rx, forged_epoch, true, 5000 + 3 * i, t1, NULL),
+				 -EBADMSG); /* epoch 1 */
+		assert_int_equal(deliver_announce(f->rx, forged_epoch, false, 5001 + 3 * i, t1,
+						  NULL), -EBADMSG); /* epoch 0, held */
+		assert_int_equal(deliver_announce(f->rx, forged_session, false, 5002 + 3 * i, t1,
+						  NULL), -EBADMSG);
+	}
+	dd_crypto_tx_announce(f->tx, true, 3, good);
+	flip_every_bit_without_token(f, good, t1);
+	assert_int_equal(deliver_announce(f->rx, f->tx, true, 3, t1, NULL), DD_ANNOUNCE_NEW_EPOCH);
+	assert_int_equal(deliver_announce(f->rx, later, false, 2, t1, NULL), -EBUSY);
+	dd_crypto_tx_switch(f->tx);
+	assert_int_equal(round_trip(f->rx, f->tx, 4, DD_DGRAM_DEFAULT), 0);
+	assert_int_equal(dd_crypto_rx_session(f->rx), SESSION);
+	dd_crypto_tx_free(forged_session);
+	dd_crypto_tx_free(forged_epoch);
+	dd_crypto_tx_free(later);
+}
+
 /* --------------------------------------------------------------- arguments */
 
 static void
@@ -905,6 +999,81 @@ reference_data_key(const struct fix *f, uint8_t key[32])
 	crypto_generichash_update(&st, tail, sizeof(tail));
 	crypto_generichash_final(&st, okm, sizeof(okm));
 	memcpy(key, okm + 32, 32);
+}
+
+/* An announce's static tag computed as docs/PROTOCOL.md §3.2 says, on the
+ * receiver's side: key = BLAKE2b-256(key = DH(R, S), "diode-v1 static tag" ||
+ * S || R), tag = BLAKE2b-128(key, datagram bytes 0..143). */
+static void
+reference_static_tag(const uint8_t *receiver_sk, const uint8_t *receiver_pk,
+		     const uint8_t *sender_pk, const uint8_t *ann, uint8_t tag[16])
+{
+	uint8_t dh[32], key[32];
+	crypto_generichash_state st;
+
+	assert_int_equal(crypto_scalarmult(dh, receiver_sk, sender_pk), 0);
+	crypto_generichash_init(&st, dh, sizeof(dh), sizeof(key));
+	crypto_generichash_update(&st, (const uint8_t *)"diode-v1 static tag", 19);
+	crypto_generichash_update(&st, sender_pk, 32);
+	crypto_generichash_update(&st, receiver_pk, 32);
+	crypto_generichash_final(&st, key, sizeof(key));
+	assert_int_equal(crypto_generichash(tag, 16, ann, 144, key, sizeof(key)), 0);
+}
+
+/* The worked example of docs/PROTOCOL.md §10 (S and R from seeds 32 x 0x01
+ * and 32 x 0x02, cipher 2, dgram_size 1152, session 1700000000, seq 1). */
+static const uint8_t worked_example_announce[DD_ANNOUNCE_LEN] = {
+	0x01, 0x01, 0x00, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+	0x02, 0x00, 0x00, 0x00, 0x04, 0x80, 0x00, 0x00, 0x5d, 0xfe, 0xdd, 0x3b, 0x6b, 0xd4, 0x7f, 0x6f,
+	0xa2, 0x8e, 0xe1, 0x5d, 0x96, 0x9d, 0x5b, 0xb0, 0xea, 0x53, 0x77, 0x4d, 0x48, 0x8b, 0xda, 0xf9,
+	0xdf, 0x1c, 0x6e, 0x01, 0x24, 0xb3, 0xef, 0x22, 0x1b, 0x1b, 0x58, 0xdd, 0x50, 0xea, 0x14, 0xb6,
+	0x0d, 0xa1, 0x7b, 0x79, 0x0c, 0xd0, 0x27, 0x54, 0xd9, 0x70, 0xc9, 0xba, 0xb8, 0x64, 0xeb, 0xb3,
+	0xc0, 0xf3, 0x01, 0x6f, 0xe5, 0x1d, 0x3f, 0x57, 0x60, 0x34, 0x6e, 0x7c, 0x91, 0x1a, 0x5f, 0x6b,
+	0xa1, 0x54, 0x12, 0x91, 0x74, 0xca, 0xfe, 0x75, 0xb2, 0x94, 0xac, 0x3b, 0xbd, 0x55, 0x49, 0x63,
+	0x2f, 0x48, 0xce, 0xc6, 0x26, 0x6f, 0x84, 0x10, 0x00, 0x00, 0x00, 0x00, 0x65, 0x53, 0xf1, 0x00,
+	0x72, 0x0a, 0xca, 0x4d, 0x37, 0xba, 0xc5, 0x94, 0xf1, 0xd2, 0x05, 0x4a, 0x7c, 0xef, 0xab, 0xe0,
+	0xc2, 0xd6, 0x24, 0x73, 0x14, 0xf2, 0x44, 0xb3, 0xfe, 0x3f, 0x17, 0x33, 0xb7, 0x4d, 0x76, 0x3c,
+};
+
+/* The sender's static tags (current and next epoch) equal the reference, and
+ * the worked example of PROTOCOL.md is accepted and matches it too. */
+static void
+test_crypto_static_tag_matches_reference_and_worked_example(void **state)
+{
+	struct fix *f = fixture(state);
+	uint8_t ann[DD_ANNOUNCE_LEN], buf[DD_ANNOUNCE_LEN], tag[16], seed[32];
+	struct keypair s, r;
+	struct dd_crypto_rx *rx;
+	struct dd_announce a;
+	struct dd_hdr h;
+
+	dd_crypto_tx_announce(f->tx, false, 7, ann);
+	reference_static_tag(f->receiver.sk, f->receiver.pk, f->sender.pk, ann, tag);
+	assert_memory_equal(ann + 144, tag, 16);
+	assert_int_equal(dd_crypto_tx_prepare_next(f->tx), 0);
+	dd_crypto_tx_announce(f->tx, true, 8, ann);
+	reference_static_tag(f->receiver.sk, f->receiver.pk, f->sender.pk, ann, tag);
+	assert_memory_equal(ann + 144, tag, 16);
+
+	memset(seed, 0x01, sizeof(seed));
+	crypto_box_seed_keypair(s.pk, s.sk, seed);
+	memset(seed, 0x02, sizeof(seed));
+	crypto_box_seed_keypair(r.pk, r.sk, seed);
+	reference_static_tag(r.sk, r.pk, s.pk, worked_example_announce, tag);
+	assert_memory_equal(worked_example_announce + 144, tag, 16);
+	/* A flipped static tag first (no token spent), then the genuine one. */
+	rx = new_rx(r.sk, r.pk, s.pk);
+	dd_crypto_rx_set_announce_rate(rx, 1);
+	memcpy(buf, worked_example_announce, sizeof(buf));
+	buf[DD_ANNOUNCE_LEN - 1] ^= 0x80;
+	assert_int_equal(dd_wire_parse_header(&h, buf, sizeof(buf)), 0);
+	assert_int_equal(dd_crypto_rx_announce(rx, &h, buf, sizeof(buf), 1000, &a), -EBADMSG);
+	assert_int_equal(dd_crypto_rx_announce(rx, &h, worked_example_announce,
+					       sizeof(worked_example_announce), 1000, &a),
+			 DD_ANNOUNCE_NEW_SESSION);
+	assert_int_equal(dd_crypto_rx_session(rx), 1700000000);
+	assert_int_equal(dd_crypto_rx_dgram_size(rx), 1152);
+	dd_crypto_rx_free(rx);
 }
 
 /* Seal plain (len - overhead bytes) into out as the libsodium-only sealer did. */
@@ -1138,10 +1307,13 @@ main(void)
 						setup_chacha, teardown),
 		cmocka_unit_test_setup_teardown(test_crypto_announce_rate_zero_means_one_per_second,
 						setup_chacha, teardown),
+		BOTH(test_crypto_forged_announces_take_no_rate_limit_token),
 		cmocka_unit_test(test_crypto_tx_new_rejects_bad_arguments),
 		cmocka_unit_test(test_crypto_rx_add_peer_limits),
 		cmocka_unit_test(test_crypto_cipher_names),
 		BOTH(test_crypto_seal_matches_libsodium_reference_across_rekeys),
+		cmocka_unit_test_setup_teardown(test_crypto_static_tag_matches_reference_and_worked_example,
+						setup_chacha, teardown),
 		BOTH(test_crypto_seal_from_several_threads_across_rekeys),
 	};
 

@@ -110,7 +110,8 @@ golden_announce(void)
 	return a;
 }
 
-/* A whole announce datagram: header, body, and a tag (not checked by the wire layer). */
+/* A whole announce datagram: header, body, AEAD tag and static tag (neither
+ * checked by the wire layer). */
 static void
 golden_announce_dgram(uint8_t buf[DD_ANNOUNCE_LEN])
 {
@@ -121,6 +122,7 @@ golden_announce_dgram(uint8_t buf[DD_ANNOUNCE_LEN])
 	dd_wire_put_header(buf, &h);
 	dd_wire_put_announce(buf + DD_HDR_LEN, &a);
 	memset(buf + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, 0xee, DD_TAG_LEN);
+	memset(buf + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN + DD_TAG_LEN, 0xdd, DD_STATIC_TAG_LEN);
 }
 
 /* A sealed datagram of len bytes: header, then ciphertext-like bytes. */
@@ -428,7 +430,7 @@ test_wire_dgram_size_ok_table(void **state)
 	assert_false(dd_wire_dgram_size_ok(65536));
 	assert_false(dd_wire_dgram_size_ok(SIZE_MAX));
 	assert_int_equal(dd_wire_frag_len(DD_DGRAM_DEFAULT), FRAG_LEN);
-	assert_int_equal(DD_ANNOUNCE_LEN, 144);
+	assert_int_equal(DD_ANNOUNCE_LEN, 160);
 }
 
 /* ---------------------------------------------------------------- announce */

@@ -61,9 +61,9 @@ while time.monotonic() < end:
         elif kind == 1:
             size = 1472
         elif kind == 2:
-            size = 144
+            size = 160
         else:
-            size = random.choice([144, 1472, 1152, 1216, random.randint(32, 2000)])
+            size = random.choice([160, 1472, 1152, 1216, random.randint(32, 2000)])
         body = bytearray(os.urandom(size))
         if kind >= 3 and size >= 16:
             # version 1, type announce (1) or sealed (2), then epoch, session, seq

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,15 +19,16 @@
  * usage: flood PORT SECONDS SENDER_PUB RECEIVER_PUB SESSION
  *
  * Sends to 127.0.0.1:PORT, in batches of 64 (sendmmsg), for SECONDS:
- *  - forged announces: exactly 144 bytes, well-formed body naming the
- *    trusted sender's and the receiver's real public keys, sessions at,
- *    above and far from SESSION, random epochs and sequence numbers, and a
- *    garbage tag: each one would cost the receiver X25519 work if it were not
- *    rate limited;
+ *  - forged announces: exactly DD_ANNOUNCE_LEN (160) bytes, well-formed
+ *    body naming the trusted sender's and the receiver's real public keys,
+ *    sessions at, above and far from SESSION, random epochs and sequence
+ *    numbers, a garbage tag and a garbage static tag: without the static tag
+ *    each one would cost the receiver X25519 work, or a rate-limit token;
  *  - sealed datagrams of the right size in session SESSION with random
  *    sequence numbers and garbage content: each costs an AEAD check;
  *  - random bytes of random length.
- * Prints what it sent. Loopback only: any other address is refused.
+ * Prints what it sent, also when stopped early by SIGTERM or SIGINT.
+ * Loopback only: any other address is refused.
  */
 
 #define POOL 1024
@@ -34,6 +36,14 @@
 #define SEALED_LEN 1472
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static volatile sig_atomic_t stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
 
 static uint64_t
 next_rand(void)
@@ -76,6 +86,7 @@ main(int argc, char **argv)
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	struct sockaddr_in dst;
+	struct sigaction sa;
 	unsigned long long sent[3] = { 0, 0, 0 }, errors = 0;
 	char err[512];
 	double seconds, start, elapsed;
@@ -132,7 +143,8 @@ main(int argc, char **argv)
 			h.seq = 1 + next_rand() % 1000000;
 			dd_wire_put_header(d, &h);
 			dd_wire_put_announce(d + DD_HDR_LEN, &a);
-			fill_random(d + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN, DD_TAG_LEN);
+			fill_random(d + DD_HDR_LEN + DD_ANNOUNCE_BODY_LEN,
+				    DD_TAG_LEN + DD_STATIC_TAG_LEN);
 			lens[i] = DD_ANNOUNCE_LEN;
 		} else if (r < 7) {
 			kinds[i] = KIND_SEALED;
@@ -159,12 +171,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	start = now_s();
 	for (unsigned long long round = 0;; round++) {
 		size_t base = (size_t)(next_rand() % (POOL - BATCH));
 		int n;
 
-		if ((round & 63) == 0 && now_s() - start >= seconds)
+		if (stop || ((round & 63) == 0 && now_s() - start >= seconds))
 			break;
 		for (size_t j = 0; j < BATCH; j++) {
 			uint8_t *d = pool[base + j];
@@ -182,6 +198,8 @@ main(int argc, char **argv)
 			msgs[j].msg_hdr.msg_iovlen = 1;
 		}
 		n = sendmmsg(fd, msgs, BATCH, 0);
+		if (n < 0 && stop)
+			break;
 		if (n < 0) {
 			/* ECONNREFUSED after an ICMP error, ENOBUFS: go on. */
 			errors++;

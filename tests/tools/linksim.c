@@ -48,6 +48,7 @@
 #include "log.h"
 #include "net.h"
 #include "pace.h"
+#include "wire.h"
 
 #define BATCH 64           /* datagrams per recvmmsg / sendmmsg */
 #define READS_PER_WAKE 16  /* recvmmsg calls before timers get a turn */
@@ -634,12 +635,12 @@ inject_random(struct sim *s)
 		len = 1 + (size_t)((r >> 8) % 1500);
 		rng_fill(&s->inject, p, len);
 	} else {
-		/* Looks like ours: version 1, announce (144 bytes) or sealed (the size
+		/* Looks like ours: version 1, announce (160 bytes) or sealed (the size
 		 * of recent real datagrams); half of them carry a recent epoch and
 		 * session so that they get as far as the AEAD check. */
 		uint8_t type = (r >> 1) & 1 ? 1 : 2;
 
-		len = type == 1 ? 144 :
+		len = type == 1 ? DD_ANNOUNCE_LEN :
 				  (s->have_recent && s->recent_len >= 2 ? s->recent_len : 1472);
 		rng_fill(&s->inject, p, len);
 		p[0] = 1;
