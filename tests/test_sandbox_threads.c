@@ -47,14 +47,6 @@ tx_sandbox(struct dd_sandbox *sb)
 	role_sandbox(sb, DD_SANDBOX_TX);
 }
 
-/* The child was killed by the seccomp filter (SIGSYS), not exited. */
-static void
-assert_killed_by_seccomp(int status)
-{
-	if (WIFEXITED(status))
-		fail_msg("not killed: exit code %d", WEXITSTATUS(status));
-	assert_int_equal(WTERMSIG(status), SIGSYS);
-}
 
 static int
 in_child(int (*fn)(void *), void *arg)
@@ -69,6 +61,24 @@ in_child(int (*fn)(void *), void *arg)
 		_exit(fn(arg));
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
+}
+
+/* child, run under role's sandbox, is killed by the seccomp filter
+ * (SIGSYS), not exited. */
+static void
+expect_killed(enum dd_sandbox_role role, int (*child)(void *))
+{
+	struct dd_sandbox sb;
+	int status;
+
+#ifdef __SANITIZE_ADDRESS__
+	skip(); /* the sanitizer runtime needs clone unrestricted */
+#endif
+	role_sandbox(&sb, role);
+	status = in_child(child, &sb);
+	if (WIFEXITED(status))
+		fail_msg("not killed: exit code %d", WEXITSTATUS(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
 }
 
 static void *
@@ -143,15 +153,7 @@ child_fork_after_apply(void *arg)
 static void
 test_sandbox_tx_threads_allowed_but_never_a_process(void **state)
 {
-	struct dd_sandbox sb;
-	int status;
-
-#ifdef __SANITIZE_ADDRESS__
-	skip(); /* the sanitizer runtime needs clone unrestricted */
-#endif
-	tx_sandbox(&sb);
-	status = in_child(child_fork_after_apply, &sb);
-	assert_killed_by_seccomp(status);
+	expect_killed(DD_SANDBOX_TX, child_fork_after_apply);
 }
 
 static int
@@ -174,15 +176,7 @@ child_threads_not_allowed(void *arg)
 static void
 test_sandbox_tx_no_threads_unless_allowed(void **state)
 {
-	struct dd_sandbox sb;
-	int status;
-
-#ifdef __SANITIZE_ADDRESS__
-	skip(); /* the sanitizer runtime needs clone unrestricted */
-#endif
-	tx_sandbox(&sb);
-	status = in_child(child_threads_not_allowed, &sb);
-	assert_killed_by_seccomp(status);
+	expect_killed(DD_SANDBOX_TX, child_threads_not_allowed);
 }
 
 /* diode-rx's disk thread ([link] workers) is started the same way. */
@@ -202,29 +196,13 @@ test_sandbox_rx_threads_start_after_apply_when_allowed(void **state)
 static void
 test_sandbox_rx_threads_allowed_but_never_a_process(void **state)
 {
-	struct dd_sandbox sb;
-	int status;
-
-#ifdef __SANITIZE_ADDRESS__
-	skip(); /* the sanitizer runtime needs clone unrestricted */
-#endif
-	role_sandbox(&sb, DD_SANDBOX_RX);
-	status = in_child(child_fork_after_apply, &sb);
-	assert_killed_by_seccomp(status);
+	expect_killed(DD_SANDBOX_RX, child_fork_after_apply);
 }
 
 static void
 test_sandbox_rx_no_threads_unless_allowed(void **state)
 {
-	struct dd_sandbox sb;
-	int status;
-
-#ifdef __SANITIZE_ADDRESS__
-	skip(); /* the sanitizer runtime needs clone unrestricted */
-#endif
-	role_sandbox(&sb, DD_SANDBOX_RX);
-	status = in_child(child_threads_not_allowed, &sb);
-	assert_killed_by_seccomp(status);
+	expect_killed(DD_SANDBOX_RX, child_threads_not_allowed);
 }
 
 static int

@@ -40,7 +40,23 @@ for l in open(sys.argv[1]):
     if e["event"] == "session_started":
         print(e["session"])' "$T/tx/audit.jsonl" | tail -n 1)
 
-flood_seconds=90 # at most: it is stopped once both files are delivered
+# deliver_during_flood NAME BYTES WHAT: a random file of BYTES queued now
+# must be delivered while the flooder still runs (WHAT names it in messages).
+deliver_during_flood() {
+	local name=$1 bytes=$2 what=$3 took
+	random_file "$src/$name" "$bytes"
+	cp -- "$src/$name" "$T/stage/$name"
+	mv -- "$T/stage/$name" "$T/tx/outbox/$name"
+	log "$what queued $((SECONDS - flood_start)) s into the flood"
+	wait_for 30 audit_at_least "$T/rx/audit.jsonl" file_delivered 1 "path=$name" ||
+		fail "$what was not delivered during the flood"
+	took=$((SECONDS - flood_start))
+	log "$what delivered $took s after the flood started"
+	alive "$flood_pid" || fail "$what was delivered only after the flood had ended ($took s)"
+	is_running rx || fail "diode-rx died during the flood"
+}
+
+flood_seconds=90 # at most: it is stopped once the three files are delivered
 "$BIN/flood" "$port" "$flood_seconds" "$T/keys/tx.pub" "$T/keys/rx.pub" "$session" \
 	>"$T/flood.out" 2>&1 &
 flood_pid=$!
@@ -49,17 +65,7 @@ flood_start=$SECONDS
 sleep 1
 alive "$flood_pid" || fail "the flooder ended early: $(cat "$T/flood.out")"
 
-name=historian-export.bin
-random_file "$src/$name" $((16 * 1024 * 1024))
-cp -- "$src/$name" "$T/stage/$name"
-mv -- "$T/stage/$name" "$T/tx/outbox/$name"
-log "16 MiB file queued $((SECONDS - flood_start)) s into the flood"
-wait_for 30 audit_at_least "$T/rx/audit.jsonl" file_delivered 1 "path=$name" ||
-	fail "the legitimate file was not delivered during the flood"
-took=$((SECONDS - flood_start))
-log "delivered $took s after the flood started"
-alive "$flood_pid" || fail "the file was delivered only after the flood had ended ($took s)"
-is_running rx || fail "diode-rx died during the flood"
+deliver_during_flood historian-export.bin $((16 * 1024 * 1024)) "the legitimate 16 MiB file"
 
 # A new session during the flood: forged announces must not crowd out its
 # announces (they fail the static tag before taking a rate-limit token).
@@ -74,15 +80,7 @@ start_tx tx
 wait_for 30 audit_at_least "$T/rx/audit.jsonl" session_started 2 ||
 	fail "diode-rx did not accept the restarted diode-tx's new session during the flood"
 log "new session accepted $((SECONDS - flood_start)) s after the flood started"
-random_file "$src/restarted.bin" $((2 * 1024 * 1024))
-cp -- "$src/restarted.bin" "$T/stage/restarted.bin"
-mv -- "$T/stage/restarted.bin" "$T/tx/outbox/restarted.bin"
-wait_for 30 audit_at_least "$T/rx/audit.jsonl" file_delivered 1 path=restarted.bin ||
-	fail "the new session's file was not delivered during the flood"
-took=$((SECONDS - flood_start))
-log "new session's file delivered $took s after the flood started"
-alive "$flood_pid" ||
-	fail "the new session's file was delivered only after the flood had ended ($took s)"
+deliver_during_flood restarted.bin $((2 * 1024 * 1024)) "the new session's file"
 
 # A new key epoch during the flood: data sealed with it must still open.
 switched() {
@@ -90,16 +88,7 @@ switched() {
 }
 wait_for 40 switched || fail "the restarted diode-tx did not switch to key epoch 1"
 log "new session switched to key epoch 1 $((SECONDS - flood_start)) s after the flood started"
-random_file "$src/rekeyed.bin" $((1024 * 1024))
-cp -- "$src/rekeyed.bin" "$T/stage/rekeyed.bin"
-mv -- "$T/stage/rekeyed.bin" "$T/tx/outbox/rekeyed.bin"
-wait_for 30 audit_at_least "$T/rx/audit.jsonl" file_delivered 1 path=rekeyed.bin ||
-	fail "a file sealed with the new key epoch was not delivered during the flood"
-took=$((SECONDS - flood_start))
-log "file of key epoch 1 delivered $took s after the flood started"
-alive "$flood_pid" ||
-	fail "the key epoch 1 file was delivered only after the flood had ended ($took s)"
-is_running rx || fail "diode-rx died during the flood"
+deliver_during_flood rekeyed.bin $((1024 * 1024)) "a file sealed with key epoch 1"
 kill -TERM "$flood_pid"
 wait "$flood_pid" || fail "the flooder failed: $(cat "$T/flood.out")"
 flood_took=$((SECONDS - flood_start))
